@@ -1,0 +1,28 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   builds the built-in synthetic data set and trains the tiny CG-GAN preset on the CPU
+#   make test   runs the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+DEMO   ?= demo-out
+
+.PHONY: demo test venv clean-venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+test: venv
+	$(PY) -m pytest tests
+
+demo: venv
+	$(PY) dataset_tool.py --source=builtin:shapes --dest=$(DEMO)/shapes-32.zip --resolution=32 --max-images=10000 --seed=0 --overwrite
+	$(PY) train.py --outdir=$(DEMO)/runs --data=$(DEMO)/shapes-32.zip --cfg=tiny --kimg=60 --snap=20 --metrics=none
+	@echo "Done: grids and snapshots are in $(DEMO)/runs/ (fakes*.png, network-snapshot-*.pt)."
+
+clean-venv:
+	rm -rf $(VENV)

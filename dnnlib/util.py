@@ -1,0 +1,47 @@
+"""EasyDict, building objects by dotted class name, and cached URL opening."""
+import importlib
+import os
+
+#----------------------------------------------------------------------------
+
+class EasyDict(dict):
+    """A dict whose items can also be read and written as attributes."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name, value):
+        self[name] = value
+
+    def __delattr__(self, name):
+        del self[name]
+
+#----------------------------------------------------------------------------
+
+def get_obj_by_name(name: str):
+    """Resolve 'package.module.attr' to the object it names."""
+    module_name, _, attr = name.rpartition('.')
+    if not module_name:
+        raise ValueError(f'"{name}" is not a dotted name of the form module.attr')
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def call_func_by_name(*args, func_name: str, **kwargs):
+    return get_obj_by_name(func_name)(*args, **kwargs)
+
+
+def construct_class_by_name(*args, class_name: str, **kwargs):
+    """Instantiate the class named by its dotted path, e.g. 'training.networks.Generator'."""
+    return call_func_by_name(*args, func_name=class_name, **kwargs)
+
+#----------------------------------------------------------------------------
+
+def make_cache_dir_path(*paths: str) -> str:
+    """Cache folder: $CGGAN_CACHE_DIR, else $XDG_CACHE_HOME/cggan, else ~/.cache/cggan."""
+    root = os.environ.get('CGGAN_CACHE_DIR')
+    if root is None:
+        root = os.path.join(os.environ.get('XDG_CACHE_HOME', os.path.join(os.path.expanduser('~'), '.cache')), 'cggan')
+    return os.path.join(root, *paths)
