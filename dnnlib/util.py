@@ -45,3 +45,10 @@ def make_cache_dir_path(*paths: str) -> str:
     if root is None:
         root = os.path.join(os.environ.get('XDG_CACHE_HOME', os.path.join(os.path.expanduser('~'), '.cache')), 'cggan')
     return os.path.join(root, *paths)
+
+#----------------------------------------------------------------------------
+
+def open_url(url: str, *args, **kwargs):
+    """Open a local path or URL (downloads are cached); see dnnlib/url.py."""
+    from .url import open_url as _open_url
+    return _open_url(url, *args, **kwargs)
