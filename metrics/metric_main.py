@@ -1,0 +1,208 @@
+"""Metric registry and entry points (NVIDIA's names): is_valid_metric, list_valid_metrics, calc_metric, report_metric.
+
+Metrics: fid{1,10,50}k_full, kid{1,10,50}k_full (fakes with labels drawn from the dataset's labels
+vs all reals), fid{1,10,50}k_domain (per domain k: fakes of domain k vs reals of domain k, N fakes per
+domain, plus their mean). Features: NVIDIA's Inception-v3 through clean-fid in mode `clean` (default)
+or `legacy_tensorflow`, or any FeatureExtractor; numbers from another extractor are named fd*/kd*
+with '@<extractor name>' appended, never fid/kid.
+"""
+import copy
+import json
+import os
+import re
+import time
+
+import numpy as np
+import torch
+
+import dnnlib
+from . import cache
+from . import features as feature_utils
+from . import frechet
+from .inception import INCEPTION_NAME, InceptionFeatureExtractor, MetricUnavailableError  # noqa: F401
+
+#----------------------------------------------------------------------------
+
+_metric_specs = dict()  # name -> EasyDict(kind, num_gen, split)
+
+def _register(name, kind, num_gen, split):
+    _metric_specs[name] = dnnlib.EasyDict(kind=kind, num_gen=num_gen, split=split)
+
+for _k in (1, 10, 50):
+    _register(f'fid{_k}k_full', 'fid', _k * 1000, 'full')
+    _register(f'kid{_k}k_full', 'kid', _k * 1000, 'full')
+    _register(f'fid{_k}k_domain', 'fid', _k * 1000, 'domain')
+
+
+def is_valid_metric(metric: str) -> bool:
+    return metric in _metric_specs
+
+
+def list_valid_metrics() -> list:
+    return list(_metric_specs.keys())
+
+
+def metric_label(key: str, extractor_name: str) -> str:
+    """The printed name of a result: unchanged for Inception, else fd*/kd* + '@<extractor>' (never 'FID')."""
+    if extractor_name == INCEPTION_NAME:
+        return key
+    return re.sub(r'^(f|k)id', r'\1d', key) + '@' + extractor_name
+
+#----------------------------------------------------------------------------
+
+_extractor_memo = dict()
+
+def build_feature_extractor(feature_extractor=None, mode='clean', device='cpu', inception=None, allow_download=False):
+    """None -> Inception (verified weights, memoised per path/mode/device); 'random-conv'; a dotted name
+    of a FeatureExtractor class or factory (called with device=); or an extractor object, returned as is."""
+    if feature_extractor is None or feature_extractor == 'inception':
+        from .inception import find_inception
+        path = find_inception(inception, allow_download=allow_download)
+        key = (path, mode, str(device))
+        if key not in _extractor_memo:
+            _extractor_memo[key] = InceptionFeatureExtractor(mode=mode, device=device, path=path)
+        return _extractor_memo[key]
+    if feature_extractor == 'random-conv':
+        return feature_utils.RandomConvFeatureExtractor(device=device)
+    if isinstance(feature_extractor, str):
+        return dnnlib.util.get_obj_by_name(feature_extractor)(device=device)
+    return feature_extractor
+
+
+def format_time(seconds: float) -> str:
+    s = int(np.rint(seconds))
+    if s < 60:
+        return f'{s}s'
+    if s < 3600:
+        return f'{s // 60}m {s % 60:02d}s'
+    return f'{s // 3600}h {(s // 60) % 60:02d}m {s % 60:02d}s'
+
+#----------------------------------------------------------------------------
+
+def _broadcast_flag(flag: bool, num_gpus: int, device) -> bool:
+    if num_gpus == 1:
+        return flag
+    import torch.distributed as dist
+    t = torch.tensor([int(flag)], device=device if dist.get_backend() == 'nccl' else 'cpu')
+    dist.broadcast(t, src=0)
+    return bool(t.item())
+
+
+def reference_features(dataset, dataset_kwargs, extractor, num_gpus=1, rank=0, device='cpu', use_cache=True, cache_dir=None,
+                       batch_size=64, num_workers=2, progress=True):
+    """(features, labels, reference dict) of all reals, from the cache when possible."""
+    path = dataset_kwargs.get('path')
+    fingerprint = cache.dataset_fingerprint(path) if path is not None and os.path.exists(path) else None
+    reference = dict(path=os.path.abspath(path) if path else None, hash=fingerprint)
+    key = dict(dataset=reference['path'], fingerprint=fingerprint, resolution=int(dataset.resolution),
+               resize_mode=extractor.resize_mode, features=extractor.name, max_items=None, use_labels=bool(dataset_kwargs.get('use_labels', False)))
+    file = cache.cache_path(key, cache_dir) if (use_cache and fingerprint is not None) else None
+    hit = _broadcast_flag(file is not None and os.path.isfile(file), num_gpus, device)
+    loaded = cache.load(file) if hit else None
+    if loaded is not None:
+        return loaded[0], loaded[1], reference
+    feats, labels = feature_utils.dataset_features(dataset, extractor, batch_size=batch_size, num_workers=num_workers,
+                                                   rank=rank, num_gpus=num_gpus, progress=progress)
+    if file is not None and rank == 0:
+        cache.save(file, feats, labels, key)
+    return feats, labels, reference
+
+#----------------------------------------------------------------------------
+
+def calc_metric(metric, G, dataset_kwargs, num_gpus=1, rank=0, device=None, feature_extractor=None, progress=None,
+                mode='clean', inception=None, allow_download=False, batch_size=64, seed=0, cache=True, cache_dir=None,
+                num_workers=2, G_kwargs=None, fake_memo=None):
+    """Compute one metric of generator G against the dataset built from `dataset_kwargs`.
+
+    Returns EasyDict(results, metric, total_time, total_time_str, num_gpus, mode, reference, num_images,
+    num_reals, feature_extractor). Raises MetricUnavailableError when Inception weights are missing/wrong.
+    `fake_memo` (a dict, optional) lets several metrics of the same G reuse its fake features."""
+    if not is_valid_metric(metric):
+        raise ValueError(f'unknown metric {metric!r}; choose from {", ".join(list_valid_metrics())}')
+    if mode not in ('clean', 'legacy_tensorflow'):
+        raise ValueError(f'mode must be clean or legacy_tensorflow, got {mode!r}')
+    spec = _metric_specs[metric]
+    device = torch.device('cuda', rank) if device is None and torch.cuda.is_available() else torch.device(device or 'cpu')
+    progress = True if progress is None else bool(progress)
+    start = time.time()
+    extractor = build_feature_extractor(feature_extractor, mode=mode, device=device, inception=inception, allow_download=allow_download)
+
+    # Reals: NVIDIA's protocol uses every image, no x-flips; labels are needed for conditional G and per-domain splits.
+    dataset_kwargs = dnnlib.EasyDict(dataset_kwargs)
+    dataset_kwargs.update(max_size=None, xflip=False)
+    if spec.split == 'domain' or G.c_dim > 0:
+        dataset_kwargs.use_labels = True
+    dataset = dnnlib.util.construct_class_by_name(**dataset_kwargs)
+    if int(dataset.resolution) != int(G.img_resolution):
+        raise ValueError(f'the generator makes {G.img_resolution}x{G.img_resolution} images but the dataset holds '
+                         f'{dataset.resolution}x{dataset.resolution}: pass --data of the resolution the network was trained on')
+    if spec.split == 'domain' and (G.c_dim == 0 or dataset.label_dim != G.c_dim):
+        raise ValueError(f'{metric} needs a conditional generator and a dataset with the same number of domains '
+                         f'(generator c_dim={G.c_dim}, dataset label_dim={dataset.label_dim})')
+    real_feats, real_labels, reference = reference_features(
+        dataset, dataset_kwargs, extractor, num_gpus=num_gpus, rank=rank, device=device, use_cache=cache,
+        cache_dir=cache_dir, batch_size=batch_size, num_workers=num_workers, progress=progress)
+
+    # Fakes.
+    G = copy.deepcopy(G).eval().requires_grad_(False).to(device)
+    def fakes(label_sampler, tag):
+        memo_key = (tag, spec.num_gen, extractor.name, extractor.resize_mode, seed)
+        if fake_memo is not None and memo_key in fake_memo:
+            return fake_memo[memo_key]
+        feats = feature_utils.generator_features(G, extractor, spec.num_gen, label_sampler=label_sampler, batch_size=batch_size,
+                                                 seed=seed, device=device, rank=rank, num_gpus=num_gpus, G_kwargs=G_kwargs,
+                                                 progress=progress, desc=f'{metric} fakes{"" if tag == "full" else " " + tag}')
+        if fake_memo is not None:
+            fake_memo[memo_key] = feats
+        return feats
+
+    results = dict()
+    if spec.split == 'full':
+        gen_feats = fakes(feature_utils.DatasetLabelSampler(dataset, seed=seed) if G.c_dim > 0 else None, 'full')
+        if spec.kind == 'fid':
+            results[metric] = frechet.frechet_distance_from_features(gen_feats, real_feats)
+        else:  # NVIDIA's kid*_full: 100 subsets of at most 1000 features
+            results[metric] = frechet.kernel_distance(gen_feats, real_feats, num_subsets=100, max_subset_size=1000, seed=seed)
+    else:
+        names = list(getattr(dataset, 'domain_names', None) or [str(k) for k in range(G.c_dim)])
+        per_domain = []
+        for k in range(G.c_dim):
+            reals_k = real_feats[real_labels == k]
+            if len(reals_k) < 2:
+                raise ValueError(f'domain {names[k]!r} has {len(reals_k)} real images; {metric} needs at least 2 per domain')
+            value = frechet.frechet_distance_from_features(fakes(feature_utils.fixed_label_sampler(G.c_dim, k), f'domain{k}'), reals_k)
+            results[f'{metric}_{names[k]}'] = value
+            per_domain.append(value)
+        results = {metric: float(np.mean(per_domain)), **results}  # mean over domains first
+
+    total_time = time.time() - start
+    return dnnlib.EasyDict(
+        results          = dnnlib.EasyDict({metric_label(k, extractor.name): float(v) for k, v in results.items()}),
+        metric           = metric_label(metric, extractor.name),
+        total_time       = total_time,
+        total_time_str   = format_time(total_time),
+        num_gpus         = num_gpus,
+        mode             = mode if extractor.name == INCEPTION_NAME else extractor.resize_mode,
+        reference        = reference,
+        num_images       = spec.num_gen,
+        num_reals        = int(len(real_feats)),
+        feature_extractor= extractor.name,
+    )
+
+#----------------------------------------------------------------------------
+
+def report_metric(result_dict, run_dir=None, snapshot_pkl=None, verbose=True):
+    """Append the result as one JSON line to <run_dir>/metric-<metric>.jsonl (NVIDIA's record shape plus ours)."""
+    metric = result_dict['metric']
+    if snapshot_pkl is not None and run_dir is not None and os.path.dirname(os.path.abspath(snapshot_pkl)) == os.path.abspath(run_dir):
+        snapshot_pkl = os.path.relpath(snapshot_pkl, run_dir)
+    record = dict(result_dict, snapshot_pkl=snapshot_pkl, timestamp=time.time())
+    line = json.dumps(record)
+    if verbose:
+        print(line)
+    if run_dir is not None and os.path.isdir(run_dir):
+        with open(os.path.join(run_dir, f'metric-{metric}.jsonl'), 'at') as f:
+            f.write(line + '\n')  # one write per line: concurrent appends do not interleave
+    return record
+
+#----------------------------------------------------------------------------
