@@ -1,0 +1,87 @@
+"""Folder-per-domain source: each visible sub-folder of --source is a domain, labels follow sorted names.
+
+This is i-StyleGAN's rule (AFHQ cat/dog/wild -> 0/1/2). Images are found recursively inside each domain
+folder (nested folders belong to their domain); hidden files and folders and non-image files are
+skipped. A folder holding images and no sub-folders gives an unlabelled set, as NVIDIA's tool does.
+"""
+import os
+
+import numpy as np
+from tqdm import tqdm
+
+from .errors import DatasetError
+from .images import IMAGE_EXTENSIONS, is_image_name, open_image, is_gray_mode
+from .source import Item, Source
+
+#----------------------------------------------------------------------------
+
+def list_images(root: str) -> list:
+    """Relative paths of the visible image files under root, recursively, sorted."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.'))
+        rel = os.path.relpath(dirpath, root)
+        for f in filenames:
+            if is_image_name(f):
+                found.append(os.path.normpath(os.path.join(rel, f)))
+    return sorted(found, key=lambda p: p.split(os.sep))
+
+#----------------------------------------------------------------------------
+
+def subsample(n: int, max_images, seed: int) -> np.ndarray:
+    """Indices of a seeded random subset of size max_images, in increasing order (all when no cap)."""
+    if max_images is None or max_images >= n:
+        return np.arange(n)
+    return np.sort(np.random.RandomState(seed).choice(n, size=max_images, replace=False))
+
+#----------------------------------------------------------------------------
+
+def scan_headers(root: str, relpaths: list):
+    """Open every image's header: returns (channels, {(w, h): first name}); unreadable files are named."""
+    sizes, gray = {}, True
+    for rel in tqdm(relpaths, desc='Checking images', unit='img', disable=len(relpaths) < 2000, leave=False):
+        img = open_image(os.path.join(root, rel), rel, header_only=True)
+        sizes.setdefault(img.size, rel)
+        gray = gray and is_gray_mode(img.mode)
+        img.close()
+    return (1 if gray else 3), sizes
+
+#----------------------------------------------------------------------------
+
+def open_folder_tree(source: str, max_images=None, seed: int = 0) -> Source:
+    """A Source for a folder of domain sub-folders (or of images only: unlabelled)."""
+    if not os.path.isdir(source):
+        raise DatasetError(f'--source "{source}" is not a folder.')
+    entries = sorted(os.listdir(source))
+    subdirs = [e for e in entries if not e.startswith('.') and os.path.isdir(os.path.join(source, e))]
+    top_images = [e for e in entries if os.path.isfile(os.path.join(source, e)) and is_image_name(e)]
+    if subdirs and top_images:
+        raise DatasetError(f'--source "{source}" holds images ("{top_images[0]}", ...) next to domain sub-folders; '
+                           'move every image into the sub-folder of its domain.')
+    if subdirs:
+        files, labels = [], []
+        for label, d in enumerate(subdirs):
+            imgs = list_images(os.path.join(source, d))
+            if not imgs:
+                raise DatasetError(f'Domain folder "{os.path.join(source, d)}" contains no images; '
+                                   'add images to it or remove it.')
+            files += [os.path.join(d, f) for f in imgs]
+            labels += [label] * len(imgs)
+        domains = subdirs
+    else:
+        files = list_images(source)
+        if not files:
+            raise DatasetError(f'--source "{source}" contains no image files ({", ".join(sorted(IMAGE_EXTENSIONS))}).')
+        labels, domains = [None] * len(files), None
+    keep = subsample(len(files), max_images, seed)
+    files = [files[i] for i in keep]
+    labels = [labels[i] for i in keep]
+    channels, sizes = scan_headers(source, files)
+
+    def items():
+        for rel, label in zip(files, labels):
+            path = os.path.join(source, rel)
+            yield Item(name=rel, load=lambda path=path, rel=rel: open_image(path, rel), label=label)
+    return Source(items=items, num_items=len(files), channels=channels, domains=domains, sizes=sizes)
+
+#----------------------------------------------------------------------------
