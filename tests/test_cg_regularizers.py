@@ -232,3 +232,18 @@ def test_bad_arguments():
         jacobian_column_l1(G, z, None, [16])
 
 #----------------------------------------------------------------------------
+
+def test_real_generator_fd_matches_jvp_and_trains_synthesis():
+    from training.networks import Generator
+    torch.manual_seed(0)
+    G = Generator(16, 3, 12, 16, 3, mapping_kwargs=dict(class_name='training.domain_flow.DomainFlowMapping',
+        num_layers=2, i_dim=8, layer_features=16), synthesis_kwargs=dict(channel_base=256, channel_max=16))
+    z, c = _zc(B=3, D=16)
+    gen = lambda: torch.Generator().manual_seed(4)
+    jvp = jacobian_sparsity_penalty(G, z, c, estimator='jvp', generator=gen())
+    fd = jacobian_sparsity_penalty(G, z, c, delta=1e-3, generator=gen())
+    torch.testing.assert_close(fd, jvp, rtol=2e-2, atol=1e-6)
+    jvp.backward()
+    assert G.synthesis.b16.conv1.weight.grad.abs().sum() > 0 and G.mapping.fc0.weight.grad.abs().sum() > 0
+
+#----------------------------------------------------------------------------

@@ -166,6 +166,11 @@ def test_w_avg_tracking_and_truncation():
     assert torch.equal(m.w_avg, before)
     m(z, c, update_emas=True)
     assert not torch.equal(m.w_avg, before)
+    m.train()
+    before = m.w_avg.clone()
+    m(z, c, update_emas=False)                                 # stylegan3 rule: exactly when asked
+    assert torch.equal(m.w_avg, before)
+    m.eval()
     ws = m(z, c, truncation_psi=0)
     torch.testing.assert_close(ws, m.w_avg.expand(8, 4, 12))
     ws = m(z, c, truncation_psi=0.5, truncation_cutoff=2)
@@ -193,5 +198,20 @@ def test_records_init_kwargs_and_rebuilds():
     m2.load_state_dict(m.state_dict())
     z, c = torch.randn(3, 16), _onehot([0, 1, 2])
     assert torch.equal(m(z, c), m2(z, c))
+
+#----------------------------------------------------------------------------
+
+def test_builds_inside_generator_and_matches_naive_composition():
+    from training.networks import Generator
+    torch.manual_seed(0)
+    G = Generator(16, 3, 12, 16, 3, mapping_kwargs=dict(class_name='training.domain_flow.DomainFlowMapping',
+        num_layers=2, i_dim=8, layer_features=16), synthesis_kwargs=dict(channel_base=256, channel_max=16))
+    assert isinstance(G.mapping, DomainFlowMapping) and G.mapping.num_ws == G.num_ws
+    assert G.init_kwargs['mapping_kwargs']['class_name'] == 'training.domain_flow.DomainFlowMapping'
+    z, c = torch.randn(2, 16), _onehot([0, 2])
+    img = G(z, c, noise_mode='const')
+    ws = G.mapping.mlp(G.mapping.latent(z, c))[:, None].repeat(1, G.num_ws, 1)
+    torch.testing.assert_close(img, G.synthesis(ws, noise_mode='const'))
+    assert img.shape == (2, 3, 16, 16)
 
 #----------------------------------------------------------------------------

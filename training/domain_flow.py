@@ -15,29 +15,7 @@ import numpy as np
 import torch
 
 from torch_utils import persistence
-try:
-    from training.networks import FullyConnectedLayer, normalize_2nd_moment
-except ImportError: # TEMPORARY until training/networks.py lands.
-    def normalize_2nd_moment(x, dim=1, eps=1e-8):
-        return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
-
-    @persistence.persistent_class
-    class FullyConnectedLayer(torch.nn.Module):
-        def __init__(self, in_features, out_features, bias=True, activation='linear', lr_multiplier=1, bias_init=0):
-            super().__init__()
-            self.activation = activation
-            self.weight = torch.nn.Parameter(torch.randn([out_features, in_features]) / lr_multiplier)
-            self.bias = torch.nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
-            self.weight_gain = lr_multiplier / np.sqrt(in_features)
-            self.bias_gain = lr_multiplier
-
-        def forward(self, x):
-            x = x @ (self.weight.to(x.dtype) * self.weight_gain).t()
-            if self.bias is not None:
-                x = x + self.bias.to(x.dtype) * self.bias_gain
-            if self.activation == 'lrelu':
-                x = torch.nn.functional.leaky_relu(x, 0.2) * np.sqrt(2)
-            return x
+from training.networks import FullyConnectedLayer, normalize_2nd_moment
 
 #----------------------------------------------------------------------------
 # Dense sigmoid flow (Huang et al. 2018, NAF), as i-StyleGAN uses it: SELU inside, no final logit,
@@ -238,11 +216,11 @@ class DomainFlowMapping(torch.nn.Module):
             x = getattr(self, f'fc{idx}')(x)
         return x
 
-    def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, update_emas=False, skip_w_avg_update=None):
+    def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, skip_w_avg_update=False, update_emas=None):
         x = self.mlp(self.latent(z, c))
-        # Track w_avg as NVIDIA's ADA mapping does (while training, unless skip_w_avg_update=True);
-        # update_emas=True (stylegan3 spelling) forces an update.
-        update = bool(update_emas) or (self.training and not skip_w_avg_update)
+        # w_avg update, as training.networks.MappingNetwork: stylegan2-ada rule (while training unless
+        # skip_w_avg_update) when update_emas is None, else exactly when update_emas is True (stylegan3).
+        update = (self.training and not skip_w_avg_update) if update_emas is None else bool(update_emas)
         if update and self.w_avg_beta is not None and hasattr(self, 'w_avg'):
             self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         if self.num_ws is not None:
