@@ -77,7 +77,7 @@ class PersistentRecord(_StateRecord):
         self.source_facts = dict(
             stylegan3='class SynthesisInput' in src,
             istylegan='DDSF' in src or 'importance' in src,
-            networks_stylegan2='class FullyConnectedLayer' in src and 'class SynthesisInput' not in src,
+            stylegan3_repo='update_emas' in src and 'fused_modconv_default' in src,  # its networks_stylegan2.py
         )
         self.__setstate__(meta.get('state'))
 
@@ -294,6 +294,9 @@ class RestrictedUnpickler(pickle.Unpickler):
             return _inert_factory(f'dill.{name}')
         if name == '__dict__':  # dill writes a module's globals as GLOBAL <module> __dict__
             return Inert(f'{module}.__dict__')
+        if module.startswith('dnnlib.tflib'):
+            raise UnsafePickleError(f'refusing to load {module}.{name} from {self.source}: it is a TensorFlow StyleGAN '
+                                    f'pickle; convert it to PyTorch with NVIDIA\'s stylegan2-ada-pytorch legacy.py first.')
         raise UnsafePickleError(f'refusing to load {module}.{name} from {self.source}: it is not on the allow-list '
                                 f'of data types, and loading it could run code. If you trust this file, convert it '
                                 f'with the code that wrote it (e.g. re-save the networks with our snapshot format).')

@@ -1,0 +1,211 @@
+"""Our snapshot format: a torch.save zip read back only with torch.load(weights_only=True).
+
+File `network-snapshot-NNNNNN.pt` holds a dict
+    {'format': 'cggan-snapshot', 'version': 1,
+     <name>: {'record': 'module', 'class_name', 'init_kwargs', 'state_dict', 'training'},  # per module
+     <name>: any weights-only-safe data (optimizer state dicts, counters, RNG states, options)}.
+Modules are rebuilt by dotted class name, and only for classes under our own packages, so loading a
+snapshot never imports or runs anything that the file names outside this code base.
+"""
+import collections
+import io
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+import torch
+
+import dnnlib
+from torch_utils import persistence
+
+FORMAT = 'cggan-snapshot'
+VERSION = 1
+ALLOWED_PACKAGES = ('training.', 'torch_utils.', 'metrics.')
+ZIP_MAGIC = b'PK\x03\x04'
+
+#----------------------------------------------------------------------------
+
+class SnapshotError(ValueError):
+    """A snapshot cannot be written or read; the message says what to do."""
+
+#----------------------------------------------------------------------------
+
+def to_plain(obj, where: str = 'data'):
+    """Convert to data torch.load(weights_only=True) accepts: EasyDict -> dict, numpy -> tensor/python."""
+    if obj is None or isinstance(obj, (bool, int, float, str, bytes, torch.dtype, torch.device)):
+        return obj
+    if isinstance(obj, torch.Size):
+        return torch.Size(obj)
+    if isinstance(obj, torch.Tensor):
+        return obj.detach()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, collections.OrderedDict):
+        return collections.OrderedDict((k, to_plain(v, f'{where}[{k!r}]')) for k, v in obj.items())
+    if isinstance(obj, dict):  # also EasyDict and other dict subclasses
+        return {k: to_plain(v, f'{where}[{k!r}]') for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        items = [to_plain(v, f'{where}[{i}]') for i, v in enumerate(obj)]
+        return items if isinstance(obj, list) else tuple(items)
+    raise SnapshotError(f'cannot save {where}: {type(obj).__module__}.{type(obj).__qualname__} is not plain data; '
+                        f'convert it to tensors, numbers, strings, lists or dicts first.')
+
+
+def _to_easydict(obj):
+    if isinstance(obj, dict) and not isinstance(obj, collections.OrderedDict):
+        return dnnlib.EasyDict({k: _to_easydict(v) for k, v in obj.items()})
+    if isinstance(obj, list):
+        return [_to_easydict(v) for v in obj]
+    return obj
+
+#----------------------------------------------------------------------------
+
+def is_module_record(obj) -> bool:
+    return isinstance(obj, dict) and obj.get('record') == 'module' and 'class_name' in obj and 'state_dict' in obj
+
+
+def module_to_record(module: torch.nn.Module) -> dict:
+    """{'record': 'module', 'class_name', 'init_kwargs', 'state_dict', 'training'} of a @persistent_class module."""
+    try:
+        spec = persistence.module_spec(module)
+    except TypeError as e:
+        raise SnapshotError(f'cannot save {type(module).__qualname__}: {e}; decorate it with @persistence.persistent_class.') from None
+    state = collections.OrderedDict((k, v.detach().cpu()) for k, v in module.state_dict().items())
+    return dict(record='module', class_name=spec['class_name'], init_kwargs=to_plain(spec['init_kwargs'], f'{spec["class_name"]} init_kwargs'),
+                state_dict=state, training=bool(module.training))
+
+
+def check_class_name(class_name: str):
+    if not isinstance(class_name, str) or not class_name.startswith(ALLOWED_PACKAGES):
+        raise SnapshotError(f'refusing to build class {class_name!r}: snapshots may only name classes under '
+                            f'{", ".join(p.rstrip(".") for p in ALLOWED_PACKAGES)}.')
+
+
+def module_from_record(record: dict, device='cpu') -> torch.nn.Module:
+    """Rebuild a module from its record: construct by class name, then load the state dict strictly."""
+    class_name = record['class_name']
+    check_class_name(class_name)
+    kwargs = _to_easydict(dict(record.get('init_kwargs') or {}))
+    try:
+        module = dnnlib.util.construct_class_by_name(class_name=class_name, **kwargs)
+    except (ImportError, AttributeError) as e:
+        raise SnapshotError(f'cannot build {class_name}: {e}; is this snapshot from a newer version of the code?') from None
+    load_state_checked(module, record['state_dict'], class_name)
+    module.train(bool(record.get('training', False)))
+    return module.to(device)
+
+
+def load_state_checked(module: torch.nn.Module, state_dict: dict, what: str):
+    """load_state_dict(strict) with one clear sentence on missing/unexpected keys or shape mismatch."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f'missing {len(missing)} tensors (e.g. {", ".join(missing[:3])})')
+        if unexpected:
+            parts.append(f'{len(unexpected)} unexpected tensors (e.g. {", ".join(unexpected[:3])})')
+        raise SnapshotError(f'the weights stored for {what} do not fit the network built from its settings: '
+                            f'{"; ".join(parts)}.')
+    for k, v in own.items():
+        if tuple(state_dict[k].shape) != tuple(v.shape):
+            raise SnapshotError(f'the weights stored for {what} do not fit the network built from its settings: '
+                                f'{k} has shape {tuple(state_dict[k].shape)}, expected {tuple(v.shape)}.')
+    module.load_state_dict(state_dict, strict=True)
+
+#----------------------------------------------------------------------------
+
+def _encode(obj, where):
+    if isinstance(obj, torch.nn.Module):
+        return module_to_record(obj)
+    if isinstance(obj, dict) and not isinstance(obj, collections.OrderedDict):
+        return {k: _encode(v, f'{where}[{k!r}]') for k, v in obj.items()}
+    return to_plain(obj, where)
+
+
+def _decode(obj, device, rebuild_modules):
+    if is_module_record(obj):
+        return module_from_record(obj, device) if rebuild_modules else obj
+    if isinstance(obj, dict) and not isinstance(obj, collections.OrderedDict):
+        return {k: _decode(v, device, rebuild_modules) for k, v in obj.items()}
+    return obj
+
+
+def save_snapshot(path: str, data: dict):
+    """Write `data` (modules become records) atomically: temp file in the same folder, fsync, os.replace."""
+    if not isinstance(data, dict):
+        raise SnapshotError('save_snapshot expects a dict of named items.')
+    for key in ('format', 'version'):
+        if key in data:
+            raise SnapshotError(f'"{key}" is reserved in snapshots; use another name.')
+    payload = dict(format=FORMAT, version=VERSION)
+    payload.update(_encode(dict(data), 'data'))
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    try:  # make the rename itself durable (not possible on every platform)
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+#----------------------------------------------------------------------------
+
+def is_torch_zip(f) -> bool:
+    """Whether an open binary file (position kept) is a torch.save zip: zip magic + a */data.pkl entry."""
+    pos = f.tell()
+    try:
+        if f.read(4) != ZIP_MAGIC:
+            return False
+        f.seek(pos)
+        with zipfile.ZipFile(f) as z:
+            return any(n.endswith('data.pkl') and n.count('/') == 1 for n in z.namelist())
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return True  # zip magic but unreadable: most likely a truncated snapshot, let the loader say so
+    finally:
+        f.seek(pos)
+
+
+def load_snapshot(path_or_file, device='cpu', rebuild_modules: bool = True) -> dict:
+    """Read a snapshot with torch.load(weights_only=True); rebuild module records into our modules."""
+    name = path_or_file if isinstance(path_or_file, (str, os.PathLike)) else getattr(path_or_file, 'name', '<stream>')
+    if isinstance(path_or_file, (str, os.PathLike)):
+        if not os.path.isfile(path_or_file):
+            raise SnapshotError(f'snapshot not found: {path_or_file}; check the path.')
+        with open(path_or_file, 'rb') as f:
+            return load_snapshot(f, device=device, rebuild_modules=rebuild_modules)
+    f = path_or_file
+    if not f.seekable():
+        f = io.BytesIO(f.read())
+    if f.read(4) != ZIP_MAGIC:
+        raise SnapshotError(f'{name} is not a snapshot written by this code (no torch zip header).')
+    f.seek(0)
+    try:
+        data = torch.load(f, map_location='cpu', weights_only=True)
+    except Exception as e:  # truncated zips, foreign zips, pickles with non-weights globals
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SnapshotError(f'cannot read {name}: the file is truncated, corrupt or not a snapshot ({reason[:200]}).') from None
+    if not isinstance(data, dict) or data.get('format') != FORMAT:
+        raise SnapshotError(f'{name} is a torch file but not a {FORMAT} (it holds {type(data).__name__}'
+                            f'{" with keys " + ", ".join(map(str, list(data)[:5])) if isinstance(data, dict) else ""}).')
+    if not isinstance(data.get('version'), int) or data['version'] > VERSION:
+        raise SnapshotError(f'{name} has snapshot version {data.get("version")}, newer than this code reads ({VERSION}); update the code.')
+    return {k: _decode(v, device, rebuild_modules) for k, v in data.items()}
+
+#----------------------------------------------------------------------------
