@@ -19,7 +19,7 @@ import dnnlib
 from . import cache
 from . import features as feature_utils
 from . import frechet
-from .inception import INCEPTION_NAME, InceptionFeatureExtractor, MetricUnavailableError  # noqa: F401
+from .inception import INCEPTION_NAME, InceptionFeatureExtractor, MetricUnavailableError, find_inception  # noqa: F401
 
 #----------------------------------------------------------------------------
 
@@ -56,7 +56,6 @@ def build_feature_extractor(feature_extractor=None, mode='clean', device='cpu', 
     """None -> Inception (verified weights, memoised per path/mode/device); 'random-conv'; a dotted name
     of a FeatureExtractor class or factory (called with device=); or an extractor object, returned as is."""
     if feature_extractor is None or feature_extractor == 'inception':
-        from .inception import find_inception
         path = find_inception(inception, allow_download=allow_download)
         key = (path, mode, str(device))
         if key not in _extractor_memo:

@@ -1,0 +1,241 @@
+"""Compute FID/KID (and per-domain FID) of one or many network snapshots against a dataset.
+
+Prints one Markdown table (rows = networks, columns = metrics) and appends one JSON line per result
+to `metric-<name>.jsonl` next to each snapshot (or in --jsonl-dir). Examples:
+
+    python calc_metrics.py --metrics=fid50k_full,kid50k_full --data=~/datasets/afhq-256.zip \\
+        --network=runs/00000-cggan/network-snapshot-025000.pt --network=istylegan-afhq.pkl
+    python calc_metrics.py --metrics=fid50k_domain --run=runs/00000-cggan     # every snapshot of a run
+"""
+import copy
+import glob
+import os
+import re
+
+import click
+import torch
+
+import dnnlib
+
+#----------------------------------------------------------------------------
+
+class UserError(Exception):
+    """A problem with the command line or the inputs; shown as one sentence without a traceback."""
+
+SNAPSHOT_RE = re.compile(r'network-snapshot-(\d+)\.(pt|pkl)$')
+
+#----------------------------------------------------------------------------
+
+def expand_networks(networks, runs):
+    """Snapshot paths/URLs in the order given: globs expanded, runs listed by training progress (kimg)."""
+    out = []
+    for spec in networks:
+        if '://' in spec:
+            out.append(spec)
+        elif glob.has_magic(spec):
+            matches = sorted(glob.glob(os.path.expanduser(spec)))
+            if not matches:
+                raise UserError(f'--network={spec} matches no file; check the pattern (quote it so the shell does not expand it).')
+            out += matches
+        else:
+            if not os.path.isfile(os.path.expanduser(spec)):
+                raise UserError(f'--network={spec} does not exist; pass a network-snapshot-*.pt or *.pkl file, a URL or a glob.')
+            out.append(os.path.expanduser(spec))
+    for run in runs:
+        if not os.path.isdir(run):
+            raise UserError(f'--run={run} is not a folder; pass a training run directory holding network-snapshot-*.pt files.')
+        snaps = [p for p in glob.glob(os.path.join(run, 'network-snapshot-*')) if SNAPSHOT_RE.search(p)]
+        if not snaps:
+            raise UserError(f'--run={run} holds no network-snapshot-*.pt or *.pkl file; has the run written a snapshot yet?')
+        out += sorted(snaps, key=lambda p: (int(SNAPSHOT_RE.search(p).group(1)), p))
+    if not out:
+        raise UserError('No network given: pass --network=PATH (repeatable, globs allowed) or --run=DIR.')
+    return out
+
+
+def load_network(path):
+    """(G_ema, training_set_kwargs or None) through the safe reader (our .pt snapshots, NVIDIA/i-StyleGAN pickles)."""
+    import legacy
+    try:
+        data = legacy.load_network(path)
+    except FileNotFoundError:
+        raise UserError(f'{path} does not exist; pass an existing snapshot.') from None
+    except (ValueError, OSError, __import__('pickle').UnpicklingError) as e:
+        raise UserError(f'Cannot read {path}: {e}') from None
+    if data.get('G_ema') is None:
+        raise UserError(f'{path} holds no G_ema network; pass a generator snapshot.')
+    return data['G_ema'], data.get('training_set_kwargs')
+
+
+def dataset_kwargs_for(data, data_class, G, training_set_kwargs, network):
+    """NVIDIA's rule: --data wins, else the dataset the snapshot was trained on; labels iff G is conditional."""
+    if data is not None:
+        kwargs = dnnlib.EasyDict(class_name=data_class, path=data)
+    elif training_set_kwargs:
+        kwargs = dnnlib.EasyDict(copy.deepcopy(dict(training_set_kwargs)))
+        if not os.path.exists(str(kwargs.get('path', ''))):
+            raise UserError(f'{network} was trained on {kwargs.get("path")}, which is not here; pass --data=PATH.')
+    else:
+        raise UserError(f'{network} does not say which dataset it was trained on; pass --data=PATH.')
+    kwargs.resolution = G.img_resolution
+    kwargs.use_labels = G.c_dim != 0
+    return kwargs
+
+#----------------------------------------------------------------------------
+
+def markdown_table(rows, caption=None):
+    """rows: list of (network name, {column: value}); columns in order of first appearance."""
+    columns = []
+    for _name, results in rows:
+        columns += [k for k in results if k not in columns]
+    lines = ['| network | ' + ' | '.join(columns) + ' |', '|---|' + '---:|' * len(columns)]
+    for name, results in rows:
+        cells = [f'{results[c]:.4g}' if c in results else '' for c in columns]
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    if caption:
+        lines += ['', caption]
+    return '\n'.join(lines)
+
+
+def display_name(path):
+    if '://' in path:
+        return path
+    rel = os.path.relpath(path)
+    return path if rel.startswith('..') else rel
+
+#----------------------------------------------------------------------------
+
+def evaluate(rank, opts):
+    """Every network x every metric on this rank; rank 0 reports and returns the table rows."""
+    from metrics import metric_main
+    from torch_utils import distributed
+    device = distributed.init('cuda' if opts.num_gpus > 0 else 'cpu') if opts.num_gpus > 1 else \
+        (torch.device('cuda', 0) if opts.num_gpus == 1 else torch.device('cpu'))
+    rows, captions = [], set()
+    for network in opts.networks:
+        if rank == 0:
+            print(f'Loading {network} ...', flush=True)
+        G, training_set_kwargs = load_network(network)
+        dataset_kwargs = dataset_kwargs_for(opts.data, opts.data_class, G, training_set_kwargs, network)
+        memo, results = dict(), dict()
+        for metric in opts.metrics:
+            try:
+                result = metric_main.calc_metric(metric, G, dataset_kwargs, num_gpus=max(opts.num_gpus, 1), rank=rank, device=device,
+                    feature_extractor=opts.features, progress=(rank == 0), mode=opts.mode, inception=opts.inception,
+                    allow_download=opts.download, batch_size=opts.batch, seed=opts.seed, cache=opts.cache, fake_memo=memo)
+            except metric_main.MetricUnavailableError as e:
+                raise UserError(str(e)) from None
+            except ValueError as e:
+                raise UserError(f'{network}: {e}') from None
+            if rank == 0:
+                run_dir = opts.jsonl_dir or (os.path.dirname(os.path.abspath(network)) if '://' not in network else None)
+                metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=network, verbose=opts.verbose)
+                results.update(result.results)
+                ref = result.reference
+                captions.add(f'features: {result.feature_extractor}, mode: {result.mode}, reference: {ref["path"]} '
+                             f'({(ref["hash"] or "no hash")[:16]}), fakes: {result.num_images}, seed: {opts.seed}')
+        rows.append((display_name(network), results))
+    return rows, '; '.join(sorted(captions))
+
+
+#----------------------------------------------------------------------------
+
+@click.command()
+@click.option('--metrics',     'metrics',   help='Comma-separated metric names, e.g. fid50k_full,kid50k_full,fid50k_domain', metavar='LIST', default='fid50k_full', show_default=True)
+@click.option('--network',     'networks',  help='Snapshot (.pt/.pkl), URL or quoted glob; repeatable', metavar='PATH', multiple=True)
+@click.option('--run',         'runs',      help='Training run folder: all its network-snapshot-* files; repeatable', metavar='DIR', multiple=True)
+@click.option('--data',                     help='Dataset (zip or folder) [default: the one the snapshot was trained on]', metavar='PATH')
+@click.option('--mode',                     help='clean-fid preprocessing', type=click.Choice(['clean', 'legacy_tensorflow']), default='clean', show_default=True)
+@click.option('--gpus',        'num_gpus',  help='Number of GPUs (0 = CPU) [default: 1 if CUDA is available, else 0]', type=click.IntRange(min=0))
+@click.option('--inception',                help='Inception weights inception-2015-12-05.pt [default: $CGGAN_INCEPTION, else the cache folder]', metavar='PATH')
+@click.option('--download/--no-download',   help='Download the Inception weights when missing (never when CGGAN_OFFLINE=1)', default=True, show_default=True)
+@click.option('--features',                 help='Feature extractor: inception, random-conv (smoke runs) or a dotted FeatureExtractor class', metavar='NAME', default='inception', show_default=True)
+@click.option('--batch',                    help='Images per batch', type=click.IntRange(min=1), default=64, show_default=True)
+@click.option('--seed',                     help='Random seed of latents and labels', type=int, default=0, show_default=True)
+@click.option('--cache/--no-cache',         help='Reuse cached dataset statistics', default=True, show_default=True)
+@click.option('--table',                    help='Also write the Markdown table to this file', metavar='FILE')
+@click.option('--jsonl-dir',                help='Folder for metric-*.jsonl [default: each snapshot\'s folder]', metavar='DIR')
+@click.option('--verbose/--quiet',          help='Print each JSON record', default=True, show_default=True)
+@click.option('--data-class',               help='Dataset class (advanced)', default='training.dataset.ImageFolderDataset', show_default=True, hidden=True)
+def main(**kwargs):
+    """Evaluate metrics of network snapshots against a dataset and print a Markdown table."""
+    opts = dnnlib.EasyDict(kwargs)
+    try:
+        run(opts)
+    except UserError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def run(opts):
+    from metrics import metric_main
+    opts.metrics = [m.strip() for m in opts.metrics.split(',') if m.strip()]
+    bad = [m for m in opts.metrics if not metric_main.is_valid_metric(m)]
+    if bad or not opts.metrics:
+        raise UserError(f'Unknown metric {", ".join(bad) or "(none given)"}; choose from {", ".join(metric_main.list_valid_metrics())}.')
+    if opts.data is not None and not os.path.exists(os.path.expanduser(opts.data)):
+        raise UserError(f'--data={opts.data} does not exist; pass a dataset zip or folder.')
+    opts.data = os.path.expanduser(opts.data) if opts.data else None
+    if opts.num_gpus is None:
+        opts.num_gpus = 1 if torch.cuda.is_available() else 0
+    if opts.num_gpus > torch.cuda.device_count():
+        raise UserError(f'--gpus={opts.num_gpus} but {torch.cuda.device_count()} GPU(s) are visible; pass --gpus={torch.cuda.device_count()}.')
+    opts.networks = expand_networks(opts.networks, opts.runs)
+    if opts.features == 'inception':  # check (or fetch) the weights before any network is loaded
+        opts.features = None
+        try:
+            opts.inception = metric_main.find_inception(opts.inception, allow_download=opts.download)
+        except metric_main.MetricUnavailableError as e:
+            raise UserError(str(e)) from None
+    if opts.jsonl_dir:
+        os.makedirs(opts.jsonl_dir, exist_ok=True)
+
+    if opts.num_gpus > 1:  # ranks 1.. compute their share; rank 0 (this process) reports
+        rows, caption = _spawn_and_evaluate(opts)
+    else:
+        rows, caption = evaluate(0, opts)
+    table = markdown_table(rows, caption)
+    print('\n' + table)
+    if opts.table:
+        import tempfile
+        folder = os.path.dirname(os.path.abspath(opts.table))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix='.md')
+        with os.fdopen(fd, 'w') as f:
+            f.write(table + '\n')
+        os.replace(tmp, opts.table)
+
+
+def _spawn_and_evaluate(opts):
+    """Multi-GPU: every rank runs `evaluate`; rank 0's rows come back through a file."""
+    import json
+    import tempfile
+    from torch_utils import distributed
+    with tempfile.TemporaryDirectory() as tmp:
+        opts.rows_file = os.path.join(tmp, 'rows.json')
+        distributed.launch(_rank_entry, opts.num_gpus, args=(opts,))
+        with open(opts.rows_file) as f:
+            rows, caption = json.load(f)
+    return [tuple(r) for r in rows], caption
+
+
+def _rank_entry(opts):
+    import json
+    from torch_utils import distributed
+    try:
+        rank = int(os.environ.get('RANK', '0'))
+        rows, caption = evaluate(rank, opts)
+        if rank == 0:
+            with open(opts.rows_file, 'w') as f:
+                json.dump([rows, caption], f)
+    except UserError as e:
+        print(f'Error: {e}', flush=True)
+        raise SystemExit(1)
+    finally:
+        distributed.shutdown()
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    main()  # pylint: disable=no-value-for-parameter
+
+#----------------------------------------------------------------------------

@@ -1,0 +1,84 @@
+"""calc_metrics.py: snapshots in, one Markdown table + metric-*.jsonl out; user errors are one sentence."""
+import json
+import os
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import calc_metrics
+from tests.test_metrics_main import make_dataset
+
+#----------------------------------------------------------------------------
+
+def _tiny_generator(seed):
+    from training.networks import Generator
+    torch.manual_seed(seed)
+    return Generator(z_dim=8, c_dim=2, w_dim=8, img_resolution=8, img_channels=3,
+                     mapping_kwargs=dict(num_layers=1), synthesis_kwargs=dict(channel_base=64, channel_max=8))
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    from torch_utils.snapshot import save_snapshot
+    monkeypatch.setenv('CGGAN_CACHE_DIR', str(tmp_path / 'cache'))
+    monkeypatch.setenv('CGGAN_OFFLINE', '1')
+    data = make_dataset(tmp_path / 'data', counts=(6, 6))
+    run = tmp_path / 'run'
+    for kimg, seed in ((40, 1), (20, 2)):
+        save_snapshot(str(run / f'network-snapshot-{kimg:06d}.pt'), dict(G_ema=_tiny_generator(seed), training_set_kwargs=data))
+    return tmp_path, data, run
+
+
+def _invoke(args):
+    return CliRunner().invoke(calc_metrics.main, args, catch_exceptions=False)
+
+#----------------------------------------------------------------------------
+
+def test_table_and_jsonl(setup):
+    tmp_path, data, run = setup
+    table_file = tmp_path / 'out' / 'table.md'
+    res = _invoke(['--metrics=fid1k_full,kid1k_full', f'--run={run}', '--features=random-conv', '--batch=500', '--gpus=0',
+                   f'--table={table_file}', '--quiet', '--data-class=tests.test_metrics_main.TinyFolderDataset'])
+    assert res.exit_code == 0, res.output
+    table = table_file.read_text().strip().splitlines()
+    assert table[0] == '| network | fd1k_full@random-conv | kd1k_full@random-conv |'
+    assert 'network-snapshot-000020.pt' in table[2] and 'network-snapshot-000040.pt' in table[3]  # by kimg
+    assert 'features: random-conv' in table[-1] and 'fid' not in '\n'.join(table).lower()
+    assert '\n'.join(table) in res.output
+    for name in ('fd1k_full@random-conv', 'kd1k_full@random-conv'):
+        recs = [json.loads(l) for l in (run / f'metric-{name}.jsonl').read_text().splitlines()]
+        assert [r['snapshot_pkl'] for r in recs] == ['network-snapshot-000020.pt', 'network-snapshot-000040.pt']
+        assert all(r['metric'] == name and r['num_images'] == 1000 and r['feature_extractor'] == 'random-conv'
+                   and r['reference']['path'] == os.path.abspath(data['path']) and r['reference']['hash'] for r in recs)
+        # the value in the table is the value in the record
+        cells = [l.split('|') for l in table[2:4]]
+        col = 2 if name.startswith('fd') else 3
+        assert [float(c[col]) for c in cells] == pytest.approx([r['results'][name] for r in recs], rel=1e-3)
+
+
+def test_network_glob_and_training_set_from_snapshot(setup):
+    tmp_path, data, run = setup
+    # no --data: the snapshot's training_set_kwargs name the dataset (and its class)
+    res = _invoke(['--metrics=fid1k_full', f'--network={run}/network-snapshot-0000[24]0.pt', '--features=random-conv',
+                   '--batch=500', '--gpus=0', f'--jsonl-dir={tmp_path / "j"}', '--quiet'])
+    assert res.exit_code == 0, res.output
+    assert len((tmp_path / 'j' / 'metric-fd1k_full@random-conv.jsonl').read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize('args, sentence', [
+    (['--metrics=fid7k'], 'Unknown metric fid7k; choose from'),
+    (['--network=/nonexistent/x.pt'], '--network=/nonexistent/x.pt does not exist'),
+    (['--network=/nonexistent/*.pt'], 'matches no file'),
+    ([], 'No network given'),
+    (['--data=/nonexistent/d.zip', '--network=NET'], '--data=/nonexistent/d.zip does not exist'),
+    (['--network=NET', '--no-download', '--inception=/nonexistent/inc.pt'], 'Inception weights not found at /nonexistent/inc.pt'),
+])
+def test_user_errors_are_one_sentence(setup, args, sentence):
+    _tmp_path, _data, run = setup
+    args = [a.replace('NET', str(run / 'network-snapshot-000020.pt')) for a in args]
+    res = _invoke(['--gpus=0', '--metrics=fid1k_full'][:2 - any(a.startswith('--metrics') for a in args)] + args)
+    assert res.exit_code != 0 and 'Traceback' not in res.output
+    assert sentence in res.output and res.output.startswith('Error: ') and res.output.count('\n') == 1
+
+#----------------------------------------------------------------------------
