@@ -152,15 +152,20 @@ def convert_dataset(source: str, dest: str, resolution=None, width=None, height=
     with DatasetWriter(dest, overwrite) as writer, concurrent.futures.ThreadPoolExecutor(workers) as pool:
         it = src.items()
         bar = tqdm(total=src.num_items, desc='Writing', unit='img', disable=not progress)
-        while True:
-            batch = [item for _, item in zip(range(256), it)]
-            if not batch:
-                break
-            for item, (png, size) in zip(batch, pool.map(process, batch)): # in order: output is deterministic
-                check_size(item, size)
-                writer.add_image(png, item.label, item.factors)
-            bar.update(len(batch))
-        bar.close()
+        try:
+            while True:
+                batch = [item for _, item in zip(range(256), it)]
+                if not batch:
+                    break
+                for item, (png, size) in zip(batch, pool.map(process, batch)): # in order: output is deterministic
+                    check_size(item, size)
+                    writer.add_image(png, item.label, item.factors)
+                bar.update(len(batch))
+        except BaseException:
+            bar.leave = False # clear the bar so the error sentence stands alone
+            raise
+        finally:
+            bar.close()
         if writer.num_images == 0:
             raise DatasetError(f'--source "{source}" gave no images; check the source and --split.')
         writer.commit(domains=names, factor_names=src.factor_names, extra=src.extra)
@@ -169,7 +174,7 @@ def convert_dataset(source: str, dest: str, resolution=None, width=None, height=
 
 #----------------------------------------------------------------------------
 
-@click.command(context_settings={'max_content_width': 110})
+@click.command(context_settings={'max_content_width': 120, 'terminal_width': 120})
 @click.option('--source',        help='Folder of domain sub-folders, CelebA tree, MNIST IDX folder, NVIDIA zip/folder, or builtin:NAME', metavar='PATH', required=True)
 @click.option('--dest',          help='Output folder or .zip', metavar='PATH', required=True)
 @click.option('--resolution',    help='Output size: N (square) or WxH [default: source size]', metavar='N|WxH')

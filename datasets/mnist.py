@@ -98,7 +98,7 @@ def open_mnist(source: str, split: str = 'all', colours=None, max_images=None, s
         domain_of = np.random.RandomState(seed).randint(colours, size=len(images)) # a random domain per image
         names, palette = colour_palette(colours)
     else:
-        domain_of, names = classes, [str(c) for c in range(int(classes.max()) + 1)]
+        domain_of, names = classes, [str(c) for c in range(max(10, int(classes.max()) + 1))]
     keep = subsample(len(images), max_images, seed)
     h, w = images.shape[1:]
     size = 1 << max(int(np.ceil(np.log2(max(h, w)))), 0)
