@@ -1,0 +1,366 @@
+"""Train StyleGAN2-ADA, i-StyleGAN or CG-GAN on one or many GPUs (or the CPU).
+
+Examples:
+  python train.py --outdir=runs --data=afhq-256.zip --cfg=auto --model=cg-gan --gpus=1
+  torchrun --nproc_per_node=8 train.py --outdir=runs --data=afhq-256.zip --cfg=paper256 --model=istylegan
+  python train.py --outdir=runs --data=afhq-256.zip --resume=latest
+"""
+import copy
+import json
+import os
+import re
+import sys
+import tempfile
+
+import click
+
+import dnnlib
+
+#----------------------------------------------------------------------------
+
+class UserError(Exception):
+    """A problem with the user's options or files; printed as one sentence without a traceback."""
+
+#----------------------------------------------------------------------------
+
+def _worker(c, temp_dir):
+    """Entry point of one rank (spawned by --gpus=N, started by torchrun, or called directly)."""
+    import torch
+    from torch_utils import distributed
+    from training import training_loop
+    device = distributed.init('cuda' if c.use_cuda else 'cpu')
+    c.rank = distributed.get_rank()
+    c.num_gpus = distributed.get_world_size()
+    c.device = str(device)
+    if c.rank != 0:
+        c.log_fn = lambda *args, **kwargs: None
+    log_file = None
+    if c.rank == 0:
+        log_file = open(os.path.join(c.run_dir, 'log.txt'), 'a')
+        def log_fn(*args, **kwargs):
+            print(*args, **kwargs, flush=True)
+            print(*args, **kwargs, file=log_file, flush=True)
+        c.log_fn = log_fn
+    try:
+        kwargs = {k: v for k, v in c.items() if k not in ('use_cuda',)}
+        training_loop.training_loop(**kwargs)
+    finally:
+        if log_file is not None:
+            log_file.close()
+        distributed.shutdown()
+    del torch, temp_dir
+
+
+def launch_training(c, desc, outdir, dry_run):
+    """Create the run directory, write training_options.json, start the ranks."""
+    from torch_utils import distributed
+    under_torchrun = int(os.environ.get('WORLD_SIZE', '1')) > 1
+    rank = int(os.environ.get('RANK', '0'))
+
+    # Pick the run directory (rank 0 decides; under torchrun the others wait for it on a file).
+    prev_run_dirs = [x for x in os.listdir(outdir) if os.path.isdir(os.path.join(outdir, x))] if os.path.isdir(outdir) else []
+    prev_run_ids = [int(m.group()) for m in (re.match(r'^\d+', x) for x in prev_run_dirs) if m is not None]
+    cur_run_id = max(prev_run_ids, default=-1) + 1
+    c.run_dir = os.path.join(outdir, f'{cur_run_id:05d}-{desc}')
+
+    options = json.loads(json.dumps({k: v for k, v in c.items() if k not in ('options', 'log_fn', 'rank', 'device')}))
+    c.options = options
+    print0 = print if rank == 0 else (lambda *a, **k: None)
+    print0()
+    print0('Training options:')
+    print0(json.dumps(options, indent=2))
+    print0()
+    print0(f'Output directory:    {c.run_dir}')
+    print0(f'Number of ranks:     {c.num_gpus} ({"CUDA" if c.use_cuda else "CPU, gloo"})')
+    print0(f'Batch size:          {c.batch_size} images ({c.batch_gpu} per pass)')
+    print0(f'Training duration:   {c.total_kimg} kimg')
+    print0(f'Dataset path:        {c.training_set_kwargs.path}')
+    print0()
+    if dry_run:
+        print0('Dry run; exiting.')
+        return
+    if under_torchrun:
+        c.run_dir = _agree_run_dir(c.run_dir, outdir)
+    if rank == 0:
+        os.makedirs(c.run_dir, exist_ok=True)
+        _write_json_atomic(os.path.join(c.run_dir, 'training_options.json'), options)
+    print0('Launching processes...')
+    if under_torchrun or c.num_gpus == 1:
+        _worker(c, None)
+    else:
+        with tempfile.TemporaryDirectory() as temp_dir:
+            try:
+                distributed.launch(_worker, c.num_gpus, args=(c, temp_dir))
+            except distributed.DistributedError as e:
+                raise UserError(str(e)) from None
+
+
+def _agree_run_dir(run_dir, outdir):
+    """Under torchrun, every rank uses rank 0's run directory (broadcast through a TCP store-less file-free path)."""
+    import torch
+    from torch_utils import distributed
+    distributed.init('cuda' if torch.cuda.is_available() else 'cpu')
+    return distributed.broadcast_object(run_dir)
+
+
+def _write_json_atomic(path, obj):
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+#----------------------------------------------------------------------------
+
+def init_dataset_kwargs(data, cond, mirror, seed):
+    try:
+        dataset_kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=data, use_labels=True, max_size=None, xflip=False)
+        dataset_obj = dnnlib.util.construct_class_by_name(**dataset_kwargs)
+    except (IOError, OSError, ValueError) as err:
+        raise UserError(f'Cannot read --data "{data}": {err}') from None
+    dataset_kwargs.resolution = dataset_obj.resolution
+    dataset_kwargs.use_labels = dataset_obj.has_labels if cond is None else bool(cond)
+    if dataset_kwargs.use_labels and not dataset_obj.has_labels:
+        raise UserError(f'--cond=1 needs domain labels, but "{data}" has none; build it with labels or pass --cond=0.')
+    dataset_kwargs.max_size = len(dataset_obj)
+    dataset_kwargs.xflip = bool(mirror)
+    dataset_kwargs.random_seed = seed
+    return dataset_kwargs, getattr(dataset_obj, 'name', os.path.splitext(os.path.basename(data.rstrip('/')))[0])
+
+
+def parse_comma_separated_list(s):
+    if isinstance(s, list):
+        return s
+    if s is None or s.lower() == 'none' or s == '':
+        return []
+    return s.split(',')
+
+
+def build_config(opts):
+    """Turn the CLI options into the training_loop kwargs (an EasyDict) and a run description."""
+    import torch
+    from training import presets
+    opts = dnnlib.EasyDict(opts)
+
+    # --cfg=cg-gan / istylegan are shorthand for --cfg=auto --model=...
+    if opts.cfg in ('cg-gan', 'istylegan'):
+        opts.model = opts.cfg
+        opts.cfg = 'auto'
+    use_cuda = torch.cuda.is_available()
+    under_torchrun = int(os.environ.get('WORLD_SIZE', '1')) > 1
+    num_gpus = int(os.environ['WORLD_SIZE']) if under_torchrun else opts.gpus
+    if use_cuda and not under_torchrun and num_gpus > torch.cuda.device_count():
+        raise UserError(f'--gpus={num_gpus} but only {torch.cuda.device_count()} GPUs are visible; lower --gpus.')
+
+    c = dnnlib.EasyDict()
+    c.training_set_kwargs, dataset_name = init_dataset_kwargs(opts.data, opts.cond, opts.mirror, opts.seed)
+    res = c.training_set_kwargs.resolution
+    spec = presets.resolve(opts.cfg, res, num_gpus)
+    c.data_loader_kwargs = dnnlib.EasyDict(pin_memory=use_cuda, num_workers=opts.workers if opts.workers is not None else (3 if use_cuda else 0),
+                                           prefetch_factor=2, persistent_workers=True)
+
+    # Networks.
+    cbase = opts.cbase if opts.cbase is not None else int(spec.fmaps * 32768)
+    cmax = opts.cmax if opts.cmax is not None else spec.cmax
+    fp16 = 0 if (opts.fp32 or not use_cuda) else spec.fp16
+    conv_clamp = None if fp16 == 0 else 256
+    z_dim = spec.zdim
+    c.G_kwargs = dnnlib.EasyDict(class_name='training.networks.Generator', z_dim=z_dim, w_dim=z_dim,
+                                 mapping_kwargs=dnnlib.EasyDict(num_layers=opts.map_depth if opts.map_depth is not None else spec.map),
+                                 synthesis_kwargs=dnnlib.EasyDict(channel_base=cbase, channel_max=cmax, num_fp16_res=fp16, conv_clamp=conv_clamp))
+    c.D_kwargs = dnnlib.EasyDict(class_name='training.networks.Discriminator', architecture=spec.d_arch, channel_base=cbase, channel_max=cmax,
+                                 num_fp16_res=fp16, conv_clamp=conv_clamp, block_kwargs=dnnlib.EasyDict(), mapping_kwargs=dnnlib.EasyDict(),
+                                 epilogue_kwargs=dnnlib.EasyDict(mbstd_group_size=spec.mbstd))
+    glr = opts.glr if opts.glr is not None else spec.lrate
+    dlr = opts.dlr if opts.dlr is not None else spec.lrate
+    c.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=glr, betas=[0, 0.99], eps=1e-8)
+    c.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=dlr, betas=[0, 0.99], eps=1e-8)
+    gamma = opts.gamma if opts.gamma is not None else spec.gamma
+    c.loss_kwargs = dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss', r1_gamma=gamma, pl_weight=spec.pl, style_mixing_prob=spec.mixing)
+
+    # Model: stylegan2-ada (concat conditioning), istylegan (flow + mask), cg-gan (+ Jacobian sparsity).
+    if opts.model != 'stylegan2-ada':
+        if not c.training_set_kwargs.use_labels:
+            raise UserError(f'--model={opts.model} needs domain labels (it conditions the flow on the domain); use a labelled data set or --model=stylegan2-ada.')
+        i_dim = opts.i_dim if opts.i_dim is not None else (z_dim // 2 if opts.cfg == 'tiny' else 256)
+        if not 0 < i_dim <= z_dim:
+            raise UserError(f'--i-dim={i_dim} must lie in 1..{z_dim} (z_dim of --cfg={opts.cfg}).')
+        c.G_kwargs.mapping_kwargs.update(class_name='training.domain_flow.DomainFlowMapping', cond_mode=opts.cond_mode, i_dim=i_dim,
+                                         flow_blocks=opts.flow_blocks, flow_dim=opts.flow_dim, flow_norm=bool(opts.flow_norm))
+        c.loss_kwargs.lambda_sparse = opts.lambda_sparse if opts.lambda_sparse is not None else 0.1
+        if opts.model == 'cg-gan':
+            c.loss_kwargs.lambda_imgsparse = opts.lambda_imgsparse if opts.lambda_imgsparse is not None else 0.1
+            c.loss_kwargs.imgsparse_kwargs = dnnlib.EasyDict(delta=opts.perturb_norm, estimator=opts.sparse_estimator,
+                                                             num_columns=opts.sparse_columns, style_mixing_prob=spec.mixing)
+            c.loss_kwargs.sparse_interval = opts.sparse_interval
+    elif opts.lambda_sparse or opts.lambda_imgsparse:
+        raise UserError('--lambda-sparse/--lambda-imgsparse need the flow mapping; add --model=istylegan or --model=cg-gan.')
+
+    # Schedule.
+    c.total_kimg = opts.kimg if opts.kimg is not None else spec.kimg
+    c.kimg_per_tick = opts.tick
+    c.image_snapshot_ticks = c.network_snapshot_ticks = opts.snap
+    c.random_seed = c.training_set_kwargs.random_seed = opts.seed
+    c.num_gpus = num_gpus
+    c.batch_size = opts.batch if opts.batch is not None else spec.mb
+    c.batch_gpu = opts.batch_gpu if opts.batch_gpu is not None else c.batch_size // max(num_gpus, 1)
+    c.ema_kimg = opts.ema if opts.ema is not None else spec.ema
+    c.ema_rampup = spec.ramp
+    c.metrics = parse_comma_separated_list(opts.metrics)
+    c.use_cuda = use_cuda
+    if c.batch_size % max(num_gpus, 1) != 0:
+        raise UserError(f'--batch={c.batch_size} must be a multiple of the number of GPUs ({num_gpus}).')
+    if c.batch_gpu < 1 or c.batch_size % (c.batch_gpu * num_gpus) != 0:
+        raise UserError(f'--batch={c.batch_size} must be a multiple of --batch-gpu ({c.batch_gpu}) times the number of GPUs ({num_gpus}).')
+    if c.batch_gpu > spec.mbstd and c.batch_gpu % spec.mbstd != 0:
+        raise UserError(f'--batch-gpu={c.batch_gpu} must be a multiple of the minibatch-std group size {spec.mbstd} of --cfg={opts.cfg}.')
+
+    # Augmentation.
+    if opts.aug != 'noaug':
+        from training.augment import AUGPIPE_SPECS
+        c.augment_kwargs = dnnlib.EasyDict(class_name='training.augment.AugmentPipe', **AUGPIPE_SPECS[opts.augpipe])
+        if opts.aug == 'ada':
+            c.ada_target = opts.target
+        else:
+            c.augment_p = opts.p
+
+    # Resume: our snapshot continues the run exactly, any other pickle is a transfer start.
+    if opts.resume is not None:
+        resumed = resolve_resume(opts.resume, opts.outdir, c)
+        if 'resume_snapshot' in resumed:
+            c = resumed
+        else:
+            c.update(resumed)
+
+    if opts.cfg == 'cifar' and opts.model == 'stylegan2-ada':
+        c.loss_kwargs.pl_weight = 0
+        c.loss_kwargs.style_mixing_prob = 0
+    desc = f'{dataset_name:s}-{opts.cfg:s}-{opts.model:s}-gpus{num_gpus:d}-batch{c.batch_size:d}-gamma{gamma:g}'
+    if opts.desc is not None:
+        desc += f'-{opts.desc}'
+    c.options = None
+    return c, desc
+
+
+def resolve_resume(resume, outdir, c):
+    """--resume=latest | <our .pt snapshot> (exact) | <NVIDIA/i-StyleGAN .pkl path or URL> (transfer)."""
+    from training.training_loop import find_latest_snapshot
+    if resume == 'latest':
+        path = find_latest_snapshot(outdir)
+        if path is None:
+            raise UserError(f'--resume=latest found no network-snapshot-*.pt under "{outdir}"; start without --resume or give a file.')
+        resume = path
+    if resume.endswith('.pt'):
+        if not os.path.isfile(resume):
+            raise UserError(f'--resume file "{resume}" does not exist; check the path.')
+        from torch_utils.snapshot import load_snapshot, SnapshotError
+        try:
+            saved = load_snapshot(resume, rebuild_modules=False)
+        except SnapshotError as e:
+            raise UserError(f'Cannot resume from "{resume}": {e}') from None
+        if saved.get('options') is None or 'cur_nimg' not in saved:
+            return dict(resume_pkl=resume)  # weights only: transfer
+        stored = dnnlib.EasyDict(saved['options'])
+        if stored.batch_size != c.batch_size:
+            raise UserError(f'The snapshot was trained with --batch={stored.batch_size}; exact resume needs the same batch, pass --batch={stored.batch_size}.')
+        # Exact resume: the stored run options win, except for the schedule and the machine.
+        keep = ('total_kimg', 'kimg_per_tick', 'image_snapshot_ticks', 'network_snapshot_ticks', 'metrics', 'num_gpus', 'batch_gpu',
+                'data_loader_kwargs', 'use_cuda')
+        out = {k: v for k, v in stored.items() if k not in keep and k not in ('options', 'run_dir', 'resume_snapshot', 'resume_pkl')}
+        out = json.loads(json.dumps(out), object_hook=dnnlib.EasyDict)
+        out.update({k: c[k] for k in keep if k in c})
+        out.training_set_kwargs.path = c.training_set_kwargs.path
+        out.resume_snapshot = resume
+        return out
+    if not (os.path.isfile(resume) or '://' in resume):
+        raise UserError(f'--resume file "{resume}" does not exist; check the path.')
+    return dict(resume_pkl=resume)
+
+#----------------------------------------------------------------------------
+
+@click.command()
+# Required.
+@click.option('--outdir',           help='Where to save the results', metavar='DIR',                        type=str, required=True)
+@click.option('--data',             help='Training data (zip or folder)', metavar='[ZIP|DIR]',            type=str, required=True)
+@click.option('--cfg',              help='Base configuration (resolution preset)',                        type=click.Choice(['auto', 'stylegan2', 'paper256', 'paper512', 'paper1024', 'cifar', 'tiny', 'cg-gan', 'istylegan']), default='auto', show_default=True)
+@click.option('--model',            help='Model: plain StyleGAN2-ADA, i-StyleGAN or CG-GAN',              type=click.Choice(['stylegan2-ada', 'istylegan', 'cg-gan']), default='stylegan2-ada', show_default=True)
+@click.option('--gpus',             help='Number of GPUs (processes) to use', metavar='INT',              type=click.IntRange(min=1), default=1, show_default=True)
+# Optional features.
+@click.option('--batch',            help='Total batch size [default: from --cfg]', metavar='INT',         type=click.IntRange(min=1))
+@click.option('--batch-gpu',        help='Samples per pass and GPU (gradient accumulation below batch/gpus)', metavar='INT', type=click.IntRange(min=1))
+@click.option('--gamma',            help='R1 regularization weight [default: from --cfg]', metavar='FLOAT', type=click.FloatRange(min=0))
+@click.option('--cond',             help='Condition on domain labels [default: if the data has labels]', metavar='BOOL', type=bool)
+@click.option('--mirror',           help='Enable dataset x-flips', metavar='BOOL',                        type=bool, default=False, show_default=True)
+@click.option('--aug',              help='Augmentation mode',                                             type=click.Choice(['noaug', 'ada', 'fixed']), default='ada', show_default=True)
+@click.option('--p',                help='Probability for --aug=fixed', metavar='FLOAT',                  type=click.FloatRange(min=0, max=1), default=0.2, show_default=True)
+@click.option('--target',           help='Target value for --aug=ada', metavar='FLOAT',                   type=click.FloatRange(min=0, max=1), default=0.6, show_default=True)
+@click.option('--augpipe',          help='Augmentation pipeline',                                         type=click.Choice(['blit', 'geom', 'color', 'filter', 'noise', 'cutout', 'bg', 'bgc', 'bgcf', 'bgcfn', 'bgcfnc']), default='bgc', show_default=True)
+@click.option('--resume',           help='Resume: our snapshot (exact), NVIDIA/i-StyleGAN pickle (transfer) or "latest"', metavar='[PATH|URL|latest]', type=str)
+# CG-GAN / i-StyleGAN.
+@click.option('--cond-mode',        help='Domain conditioning of the mapping',                            type=click.Choice(['flow', 'mlp', 'concat']), default='flow', show_default=True)
+@click.option('--i-dim',            help='Candidate domain-specific dims [default: 256, tiny: z_dim/2]', metavar='INT', type=click.IntRange(min=1))
+@click.option('--flow-blocks',      help='Dense sigmoid flow blocks', metavar='INT',                      type=click.IntRange(min=1), default=2, show_default=True)
+@click.option('--flow-dim',         help='Hidden width of each flow block', metavar='INT',                type=click.IntRange(min=1), default=10, show_default=True)
+@click.option('--flow-norm',        help='Normalise style and content dims separately', metavar='BOOL',   type=bool, default=True, show_default=True)
+@click.option('--lambda-sparse',    help='Weight of the mask loss mean|r| [default: 0.1 for flow models]', metavar='FLOAT', type=click.FloatRange(min=0))
+@click.option('--lambda-imgsparse', help='Weight of the Jacobian sparsity loss [default: 0.1 for cg-gan]', metavar='FLOAT', type=click.FloatRange(min=0))
+@click.option('--perturb-norm',     help='Finite-difference step of the Jacobian estimate', metavar='FLOAT', type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True)
+@click.option('--sparse-estimator', help='Jacobian estimator',                                            type=click.Choice(['fd', 'jvp']), default='fd', show_default=True)
+@click.option('--sparse-columns',   help='Jacobian columns per step', metavar='INT',                      type=click.IntRange(min=1), default=1, show_default=True)
+@click.option('--sparse-interval',  help='Apply the Jacobian loss every N steps (weight x N)', metavar='INT', type=click.IntRange(min=1), default=1, show_default=True)
+# Misc hyperparameters.
+@click.option('--cbase',            help='Capacity multiplier [default: from --cfg]', metavar='INT',      type=click.IntRange(min=1))
+@click.option('--cmax',             help='Max. feature maps [default: from --cfg]', metavar='INT',        type=click.IntRange(min=1))
+@click.option('--map-depth',        help='Mapping network depth [default: from --cfg]', metavar='INT',    type=click.IntRange(min=1))
+@click.option('--glr',              help='G learning rate [default: from --cfg]', metavar='FLOAT',        type=click.FloatRange(min=0))
+@click.option('--dlr',              help='D learning rate [default: from --cfg]', metavar='FLOAT',        type=click.FloatRange(min=0))
+@click.option('--ema',              help='EMA half-life in kimg [default: from --cfg]', metavar='FLOAT',  type=click.FloatRange(min=0))
+# Misc settings.
+@click.option('--desc',             help='String to include in result dir name', metavar='STR',           type=str)
+@click.option('--metrics',          help='Quality metrics', metavar='[NAME|A,B,C|none]',                  type=parse_comma_separated_list, default='fid50k_full', show_default=True)
+@click.option('--kimg',             help='Total training duration [default: from --cfg]', metavar='KIMG', type=click.FloatRange(min=0, min_open=True))
+@click.option('--tick',             help='How often to print progress', metavar='KIMG',                   type=click.FloatRange(min=0, min_open=True), default=4, show_default=True)
+@click.option('--snap',             help='How often to save snapshots', metavar='TICKS',                  type=click.IntRange(min=1), default=50, show_default=True)
+@click.option('--seed',             help='Random seed', metavar='INT',                                    type=click.IntRange(min=0), default=0, show_default=True)
+@click.option('--fp32',             help='Disable mixed-precision', metavar='BOOL',                       type=bool, default=False, show_default=True)
+@click.option('--workers',          help='DataLoader worker processes [default: 3 on GPU, 0 on CPU]', metavar='INT', type=click.IntRange(min=0))
+@click.option('-n', '--dry-run',    help='Print training options and exit',                               is_flag=True)
+def main(**kwargs):
+    """Train a GAN: StyleGAN2-ADA, i-StyleGAN or CG-GAN.
+
+    \b
+    # CG-GAN on AFHQ (three domains), one GPU:
+    python train.py --outdir=runs --data=afhq-256.zip --cfg=auto --model=cg-gan --gpus=1
+    \b
+    # Eight GPUs on one machine (either form):
+    python train.py --outdir=runs --data=afhq-256.zip --cfg=paper256 --model=istylegan --gpus=8
+    torchrun --nproc_per_node=8 train.py --outdir=runs --data=afhq-256.zip --cfg=paper256 --model=istylegan
+    \b
+    # Continue the newest run exactly, or fine-tune from an i-StyleGAN pickle:
+    python train.py --outdir=runs --data=afhq-256.zip --resume=latest
+    python train.py --outdir=runs --data=afhq-256.zip --model=cg-gan --resume=istylegan-afhq.pkl
+    """
+    opts = dnnlib.EasyDict(kwargs)
+    dry_run = opts.pop('dry_run')
+    try:
+        if opts.metrics:
+            from metrics import metric_main
+            bad = [m for m in opts.metrics if not metric_main.is_valid_metric(m)]
+            if bad:
+                raise UserError(f'Unknown metric {", ".join(bad)}; valid ones: {", ".join(metric_main.list_valid_metrics())}, or none.')
+        c, desc = build_config(opts)
+        launch_training(c, desc=desc, outdir=opts.outdir, dry_run=dry_run)
+    except UserError as e:
+        raise click.ClickException(str(e)) from None
+    except Exception as e:
+        from training.training_loop import TrainingError
+        from torch_utils.snapshot import SnapshotError
+        if isinstance(e, (TrainingError, SnapshotError)):
+            raise click.ClickException(str(e)) from None
+        raise
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    main()
+
+#----------------------------------------------------------------------------
