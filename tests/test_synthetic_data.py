@@ -1,0 +1,75 @@
+"""Synthetic latent generator: shapes, determinism, Jacobian support density, invertibility."""
+import numpy as np
+import pytest
+import torch
+
+from datasets.synthetic_latents import boolean_product, layer_masks, make_support, make_synthetic_dataset
+
+#----------------------------------------------------------------------------
+
+def test_shapes_and_split():
+    d = make_synthetic_dataset(n=3, m=4, num_domains=5, samples=50, heldout=0.2, seed=0)
+    assert d.x_train.shape == (200, 4) and d.z_train.shape == (200, 3) and d.u_train.shape == (200,)
+    assert d.x_test.shape == (50, 4) and d.z_test.shape == (50, 3)
+    assert d.x_train.dtype == torch.float32 and d.u_train.dtype == torch.int64
+    assert torch.bincount(d.u_test, minlength=5).tolist() == [10] * 5  # held-out split per domain
+    assert d.mu.shape == (5, 3) and ((d.sigma >= 0.5) & (d.sigma <= 3)).all()
+
+
+def test_deterministic_and_seed_dependent():
+    a = make_synthetic_dataset(n=3, num_domains=4, samples=20, density=0.5, seed=7)
+    b = make_synthetic_dataset(n=3, num_domains=4, samples=20, density=0.5, seed=7)
+    c = make_synthetic_dataset(n=3, num_domains=4, samples=20, density=0.5, seed=8)
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.z_test, b.z_test)
+    assert not torch.equal(a.x_train, c.x_train)
+
+
+def test_zero_mean_mode():
+    d = make_synthetic_dataset(n=2, num_domains=3, samples=20, mean_mode='zero', seed=0)
+    assert np.all(d.mu == 0)
+
+#----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('n,m,density', [(5, 5, 0.4), (5, 5, 1.0), (4, 6, 0.5), (6, 6, 0.3)])
+def test_support_density_and_masks(n, m, density):
+    rng = np.random.default_rng(0)
+    s = make_support(n, m, density, rng)
+    assert s.shape == (m, n)
+    assert abs(s.mean() - density) <= 1 / (m * n) + 1e-9 or s.sum() == max(n, m)
+    assert s.any(axis=1).all() and s.any(axis=0).all()
+    masks = layer_masks(s, 3)
+    assert all(mask.diagonal().all() for mask in masks[1:])  # identity inside: invertible masks
+    assert np.array_equal(boolean_product(masks), s)
+
+
+@pytest.mark.parametrize('density', [0.4, 1.0])
+def test_jacobian_support_matches_autograd(density):
+    d = make_synthetic_dataset(n=5, num_domains=3, samples=20, density=density, seed=1)
+    assert abs(d.density - density) < 0.05
+    pts = torch.randn(20, 5, dtype=torch.float32) * 3
+    seen = np.zeros_like(d.support)
+    for p in pts:
+        jac = torch.autograd.functional.jacobian(d.mixing, p).numpy()
+        nz = np.abs(jac) > 1e-7
+        assert not (nz & ~d.support).any()  # no entry outside the support
+        seen |= nz
+    assert np.array_equal(seen, d.support)  # and every entry of the support is used
+
+
+@pytest.mark.parametrize('n,m,density', [(5, 5, 1.0), (5, 5, 0.4), (3, 6, 0.5)])
+def test_invertible(n, m, density):
+    d = make_synthetic_dataset(n=n, m=m, num_domains=2, samples=50, density=density, seed=2)
+    z = d.mixing.inverse(d.x_train)
+    assert torch.allclose(z, d.z_train, atol=1e-3, rtol=1e-3)
+    for idx in range(d.mixing.num_layers):
+        s = torch.linalg.svdvals(getattr(d.mixing, f'w{idx}'))
+        assert s[0] / s[-1] <= 5.0 + 1e-4
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match='m=2 must be >= latents n=3'):
+        make_synthetic_dataset(n=3, m=2)
+    with pytest.raises(ValueError, match='density'):
+        make_synthetic_dataset(n=3, density=0.0)
+
+#----------------------------------------------------------------------------
