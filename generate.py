@@ -1,0 +1,216 @@
+"""Generate images from a network snapshot (NVIDIA StyleGAN2-ADA pickle, i-StyleGAN pickle or our .pt).
+
+Examples:
+    python generate.py --network=runs/00000/network-snapshot-000400.pt --seeds=0-7 --outdir=out
+    python generate.py --network=afhq.pt --seeds=0-15 --domain=dog --trunc=0.7 --grid --outdir=out
+"""
+import os
+import re
+import tempfile
+
+import click
+import numpy as np
+import PIL.Image
+import torch
+import tqdm
+
+import dnnlib
+import legacy
+from torch_utils import safe_pickle
+
+#----------------------------------------------------------------------------
+
+class UserError(Exception):
+    """Something the user asked for cannot be done; the message is one sentence saying what to do."""
+
+#----------------------------------------------------------------------------
+
+def parse_range(s) -> list:
+    """'0-7,12' -> [0, 1, ..., 7, 12]; also accepts a list of ints."""
+    if isinstance(s, (list, tuple)):
+        return [int(x) for x in s]
+    out = []
+    for part in str(s).split(','):
+        part = part.strip()
+        m = re.fullmatch(r'(\d+)(?:-(\d+))?', part)
+        if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
+            raise ValueError(f'"{s}" is not a list of seeds; use numbers and ranges like 0-7,12')
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        out.extend(range(lo, hi + 1))
+    return out
+
+
+def seed_to_z(seed: int, z_dim: int) -> torch.Tensor:
+    """The latent NVIDIA's generate.py uses for a seed: RandomState(seed).randn(1, z_dim)."""
+    return torch.from_numpy(np.random.RandomState(seed).randn(1, z_dim)).to(torch.float32)
+
+
+def domain_names_of(data: dict):
+    """Domain names stored with the snapshot (top level or in training_set_kwargs), else None."""
+    names = data.get('domain_names')
+    kwargs = data.get('training_set_kwargs') or {}
+    if names is None and isinstance(kwargs, dict):
+        names = kwargs.get('domain_names')
+    return [str(n) for n in names] if names else None
+
+
+def resolve_domain(domain, c_dim: int, names=None):
+    """--domain / --class value (index or name) -> int index, or None for unconditional networks."""
+    if c_dim == 0:
+        if domain is not None:
+            print(f'warn: --domain={domain} ignored: the network is unconditional')
+        return None
+    if domain is None:
+        listing = f' ({", ".join(f"{i}={n}" for i, n in enumerate(names))})' if names else ''
+        raise UserError(f'the network is conditional with {c_dim} domains{listing}: pick one with --domain (or --class).')
+    text = str(domain).strip()
+    if re.fullmatch(r'\d+', text):
+        index = int(text)
+    elif names and text in names:
+        index = names.index(text)
+    else:
+        known = f'one of {", ".join(names)} or ' if names else ''
+        raise UserError(f'unknown domain "{text}": use {known}an index 0..{c_dim - 1}.')
+    if not 0 <= index < c_dim:
+        raise UserError(f'--domain={index} is out of range: the network has domains 0..{c_dim - 1}.')
+    return index
+
+
+def make_labels(index, c_dim: int, batch: int = 1, device='cpu') -> torch.Tensor:
+    """One-hot domain labels [batch, c_dim] (zeros [batch, 0] for unconditional networks)."""
+    c = torch.zeros([batch, c_dim], device=device)
+    if index is not None:
+        c[:, index] = 1
+    return c
+
+#----------------------------------------------------------------------------
+
+def to_uint8(img: torch.Tensor) -> np.ndarray:
+    """[N, C, H, W] float in [-1, 1] -> [N, H, W, C] uint8 (NVIDIA's rounding: x * 127.5 + 128, clamped)."""
+    img = (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    return img.cpu().numpy()
+
+
+def save_png(path: str, array: np.ndarray):
+    """Write an HWC uint8 image atomically (temp file in the same folder + os.replace)."""
+    array = array[:, :, 0] if array.shape[2] == 1 else array
+    image = PIL.Image.fromarray(array, 'L' if array.ndim == 2 else 'RGB')
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.png', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            image.save(f, format='PNG')
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def make_grid(images: list, cols: int = None) -> np.ndarray:
+    """List of HWC uint8 images of one size -> one HWC grid image, row-major, `cols` per row."""
+    n = len(images)
+    cols = cols or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    h, w, ch = images[0].shape
+    grid = np.zeros([rows * h, cols * w, ch], dtype=np.uint8)
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = im
+    return grid
+
+#----------------------------------------------------------------------------
+
+@torch.no_grad()
+def generate_images(G, seeds, c=None, truncation_psi=1.0, noise_mode='const', device='cpu', batch_size=8, progress=True):
+    """Yield (seed, HWC uint8 image) for each seed; c: labels [1, c_dim] shared by all seeds (None = zeros).
+
+    Noise for noise_mode='random' is drawn from a generator seeded with the seed, so outputs are reproducible.
+    """
+    G = G.to(device)
+    c = make_labels(None, G.c_dim, 1, device) if c is None else c.to(device)
+    bar = tqdm.tqdm(total=len(seeds), desc='Generating', unit='img', disable=not progress, leave=False)
+    batch_size = 1 if noise_mode == 'random' else batch_size  # per-seed noise: same seed, same image
+    for start in range(0, len(seeds), batch_size):
+        chunk = seeds[start:start + batch_size]
+        z = torch.cat([seed_to_z(s, G.z_dim) for s in chunk]).to(device)
+        if noise_mode == 'random':
+            torch.manual_seed(chunk[0])  # noise inside G is drawn from torch's global generator
+        img = G(z, c.expand(len(chunk), -1), truncation_psi=truncation_psi, noise_mode=noise_mode)
+        for seed, im in zip(chunk, to_uint8(img)):
+            yield seed, im
+        bar.update(len(chunk))
+    bar.close()
+
+
+def load_generator(network: str, device='cpu') -> tuple:
+    """(G_ema, whole snapshot dict) from a path or URL."""
+    data = legacy.load_network(network)
+    G = data.get('G_ema') or data.get('G')
+    if G is None:
+        raise UserError(f'{network} has no generator (G_ema or G); pass a snapshot written during training.')
+    return G.eval().requires_grad_(False).to(device), data
+
+
+def pick_device(device: str) -> torch.device:
+    if device == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        raise UserError('--device=cuda was asked for but no CUDA GPU is available; use --device=cpu.')
+    return torch.device(device)
+
+#----------------------------------------------------------------------------
+
+def _seeds_option(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return parse_range(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+@click.command()
+@click.option('--network', 'network',       help='Network snapshot: path or URL (.pkl or .pt)', metavar='PATH', required=True)
+@click.option('--seeds',                     help='Random seeds, e.g. 0-7,12', metavar='LIST', callback=_seeds_option, required=True)
+@click.option('--trunc', 'truncation_psi',   help='Truncation psi', type=float, default=1, show_default=True)
+@click.option('--domain', '--class', 'domain', help='Domain (class) label: index or name', metavar='INT|NAME')
+@click.option('--noise-mode',                help='Noise mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
+@click.option('--outdir',                    help='Where to save the output images', metavar='DIR', required=True)
+@click.option('--grid',                      help='Also write all images as one grid.png', is_flag=True)
+@click.option('--batch',                     help='Images per forward pass', type=click.IntRange(min=1), default=8, show_default=True)
+@click.option('--device',                    help='Device: auto, cpu, cuda, cuda:N', default='auto', show_default=True)
+def main(network, seeds, truncation_psi, domain, noise_mode, outdir, grid, batch, device):
+    """Generate images using a pretrained network snapshot.
+
+    \b
+    Examples:
+    python generate.py --outdir=out --seeds=0-7 --network=network-snapshot-000400.pt
+    python generate.py --outdir=out --seeds=0-35 --domain=1 --trunc=0.7 --grid --network=afhq.pkl
+    """
+    try:
+        dev = pick_device(device)
+        print(f'Loading networks from "{network}"...')
+        G, data = load_generator(network, dev)
+        index = resolve_domain(domain, G.c_dim, domain_names_of(data))
+        c = make_labels(index, G.c_dim, 1, dev)
+        os.makedirs(outdir, exist_ok=True)
+        images = []
+        for seed, im in generate_images(G, seeds, c, truncation_psi, noise_mode, dev, batch_size=batch):
+            save_png(os.path.join(outdir, f'seed{seed:04d}.png'), im)
+            if grid:
+                images.append(im)
+        if grid:
+            save_png(os.path.join(outdir, 'grid.png'), make_grid(images))
+        print(f'Wrote {len(seeds)} images to "{outdir}".')
+    except UserError as e:
+        raise click.ClickException(str(e)) from None
+    except (legacy.LegacyError, safe_pickle.UnsafePickleError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    main()  # pylint: disable=no-value-for-parameter
+
+#----------------------------------------------------------------------------
