@@ -81,6 +81,14 @@ def dataset_kwargs_for(data, data_class, G, training_set_kwargs, network):
     kwargs.use_labels = G.c_dim != 0
     return kwargs
 
+def _input_errors():
+    """Exceptions that mean bad inputs (dataset, network), not a bug."""
+    try:
+        from datasets.errors import DatasetError
+    except ImportError:
+        return (ValueError,)
+    return (ValueError, DatasetError)
+
 #----------------------------------------------------------------------------
 
 def markdown_table(rows, caption=None):
@@ -125,7 +133,7 @@ def evaluate(rank, opts):
                     allow_download=opts.download, batch_size=opts.batch, seed=opts.seed, cache=opts.cache, fake_memo=memo)
             except metric_main.MetricUnavailableError as e:
                 raise UserError(str(e)) from None
-            except ValueError as e:
+            except _input_errors() as e:
                 raise UserError(f'{network}: {e}') from None
             if rank == 0:
                 run_dir = opts.jsonl_dir or (os.path.dirname(os.path.abspath(network)) if '://' not in network else None)

@@ -24,6 +24,7 @@ def setup(tmp_path, monkeypatch):
     monkeypatch.setenv('CGGAN_CACHE_DIR', str(tmp_path / 'cache'))
     monkeypatch.setenv('CGGAN_OFFLINE', '1')
     data = make_dataset(tmp_path / 'data', counts=(6, 6))
+    make_dataset(tmp_path / 'data16', counts=(2, 2), res=16)
     run = tmp_path / 'run'
     for kimg, seed in ((40, 1), (20, 2)):
         save_snapshot(str(run / f'network-snapshot-{kimg:06d}.pt'), dict(G_ema=_tiny_generator(seed), training_set_kwargs=data))
@@ -39,7 +40,7 @@ def test_table_and_jsonl(setup):
     tmp_path, data, run = setup
     table_file = tmp_path / 'out' / 'table.md'
     res = _invoke(['--metrics=fid1k_full,kid1k_full', f'--run={run}', '--features=random-conv', '--batch=500', '--gpus=0',
-                   f'--table={table_file}', '--quiet', '--data-class=tests.test_metrics_main.TinyFolderDataset'])
+                   f'--table={table_file}', '--quiet'])
     assert res.exit_code == 0, res.output
     table = table_file.read_text().strip().splitlines()
     assert table[0] == '| network | fd1k_full@random-conv | kd1k_full@random-conv |'
@@ -73,12 +74,14 @@ def test_network_glob_and_training_set_from_snapshot(setup):
     ([], 'No network given'),
     (['--data=/nonexistent/d.zip', '--network=NET'], '--data=/nonexistent/d.zip does not exist'),
     (['--network=NET', '--no-download', '--inception=/nonexistent/inc.pt'], 'Inception weights not found at /nonexistent/inc.pt'),
+    (['--network=NET', '--data=DATA16', '--features=random-conv'], 'holds 16x16 images, not 8x8'),
 ])
 def test_user_errors_are_one_sentence(setup, args, sentence):
-    _tmp_path, _data, run = setup
-    args = [a.replace('NET', str(run / 'network-snapshot-000020.pt')) for a in args]
+    tmp_path, _data, run = setup
+    args = [a.replace('NET', str(run / 'network-snapshot-000020.pt')).replace('DATA16', str(tmp_path / 'data16')) for a in args]
     res = _invoke(['--gpus=0', '--metrics=fid1k_full'][:2 - any(a.startswith('--metrics') for a in args)] + args)
     assert res.exit_code != 0 and 'Traceback' not in res.output
-    assert sentence in res.output and res.output.startswith('Error: ') and res.output.count('\n') == 1
+    err = res.output.splitlines()[-1]  # earlier lines may be progress ('Loading ...')
+    assert err.startswith('Error: ') and sentence in err
 
 #----------------------------------------------------------------------------

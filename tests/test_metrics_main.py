@@ -11,33 +11,7 @@ from metrics import features as feature_utils
 from metrics import frechet, metric_main
 
 #----------------------------------------------------------------------------
-# Test fixtures: a tiny NVIDIA-like dataset and generator, a cheap named feature extractor.
-
-class TinyFolderDataset(torch.utils.data.Dataset):
-    """Folder of PNGs + dataset.json {"labels": [[relpath, int], ...]}; NVIDIA's dataset interface."""
-    def __init__(self, path, resolution=None, use_labels=False, max_size=None, xflip=False, domain_names=None):
-        self.path = path
-        with open(os.path.join(path, 'dataset.json')) as f:
-            meta = json.load(f)
-        self._files = [p for p, _ in meta['labels']]
-        self._raw = np.array([k for _, k in meta['labels']], np.int64)
-        self.label_dim = int(self._raw.max()) + 1 if use_labels else 0
-        self.domain_names = meta.get('domain_names') if use_labels else None
-        self.resolution = np.asarray(PIL.Image.open(os.path.join(path, self._files[0]))).shape[0]
-
-    def __len__(self):
-        return len(self._files)
-
-    def get_label(self, idx):
-        onehot = np.zeros([self.label_dim], np.float32)
-        if self.label_dim:
-            onehot[self._raw[idx]] = 1
-        return onehot
-
-    def __getitem__(self, idx):
-        img = np.asarray(PIL.Image.open(os.path.join(self.path, self._files[idx])).convert('RGB'))
-        return img.transpose(2, 0, 1).copy(), self.get_label(idx)
-
+# Test fixtures: a tiny two-domain dataset, a stand-in generator, a cheap named feature extractor.
 
 def make_dataset(root, counts=(24, 8), res=8, seed=0):
     """Domain k images: grey level 40 + 160 k plus noise (domain 0 dark, domain 1 bright)."""
@@ -52,8 +26,8 @@ def make_dataset(root, counts=(24, 8), res=8, seed=0):
             PIL.Image.fromarray(img).save(os.path.join(root, name))
             labels.append([name, k])
     with open(os.path.join(root, 'dataset.json'), 'w') as f:
-        json.dump(dict(labels=labels, domain_names=['dark', 'bright']), f)
-    return dict(class_name='tests.test_metrics_main.TinyFolderDataset', path=str(root), use_labels=True)
+        json.dump(dict(labels=labels, domains=['dark', 'bright']), f)
+    return dict(class_name='training.dataset.ImageFolderDataset', path=str(root), use_labels=True)
 
 
 class TinyGenerator(torch.nn.Module):
@@ -110,8 +84,8 @@ def test_per_domain_split_uses_the_right_images(tmp_path, cache_dir):
     assert good.results[keys[0]] == pytest.approx((good.results[keys[1]] + good.results[keys[2]]) / 2)
     assert max(good.results[keys[1]], good.results[keys[2]]) < 0.05 * min(swapped.results[keys[1]], swapped.results[keys[2]])
     # Direct reference: reals of domain 'bright' only (loaded from disk), fakes with c = bright.
-    ds = TinyFolderDataset(data['path'], use_labels=True)
-    bright = torch.stack([torch.from_numpy(ds[i][0]) for i in range(len(ds)) if ds._raw[i] == 1])
+    files = sorted(os.listdir(os.path.join(data['path'], 'd1')))
+    bright = torch.stack([torch.from_numpy(np.array(PIL.Image.open(os.path.join(data['path'], 'd1', f)))).permute(2, 0, 1) for f in files])
     real_feats = feature_utils.extract(ext, bright)
     fake_feats = feature_utils.generator_features(TinyGenerator(), ext, 1000, feature_utils.fixed_label_sampler(2, 1), batch_size=250, progress=False)
     assert good.results[keys[2]] == pytest.approx(frechet.frechet_distance_from_features(fake_feats, real_feats), rel=1e-6)
@@ -119,7 +93,8 @@ def test_per_domain_split_uses_the_right_images(tmp_path, cache_dir):
 
 def test_full_metrics_draw_labels_from_the_dataset(tmp_path, cache_dir):
     data = make_dataset(tmp_path / 'data', counts=(24, 8))
-    ds = TinyFolderDataset(data['path'], use_labels=True)
+    from training.dataset import ImageFolderDataset
+    ds = ImageFolderDataset(data['path'], use_labels=True)
     drawn = feature_utils.DatasetLabelSampler(ds, seed=0)(4000)
     assert drawn[:, 1].mean() == pytest.approx(8 / 32, abs=0.03)
     ext = PixelStats()
