@@ -152,6 +152,42 @@ def test_domain_names_and_overwrite(tmp_path):
     fails('gives 3 names but the source has 2 domains', '--source', tmp_path / 'src', '--dest', tmp_path / 'n.zip',
           '--domain-names', 'a,b,c')
 
+def test_center_crop_wide_and_thread_count_do_not_change_output(tmp_path):
+    img = np.zeros((30, 40, 3), np.uint8); img[:, 5:35] = 255                  # 40 wide, 30 high
+    save(f'{tmp_path}/src/x.png', img)
+    ok('--source', tmp_path / 'src', '--dest', tmp_path / 'w.zip', '--transform', 'center-crop-wide', '--resolution', '16x8')
+    out = read(tmp_path / 'w.zip')[0][0]
+    assert out.shape == (3, 16, 16)
+    assert out[:, :4].max() == 0 and out[:, 12:].max() == 0                    # black bars above and below
+    assert out[:, 6, 8].min() == 255                                           # the picture in the middle
+    for d in 'ab':
+        for i in range(5):
+            save(f'{tmp_path}/many/{d}/{i}.png', rand_img(i, size=32))
+    ok('--source', tmp_path / 'many', '--dest', tmp_path / 'one.zip', '--workers', 1, '--resolution', 16)
+    ok('--source', tmp_path / 'many', '--dest', tmp_path / 'four.zip', '--workers', 4, '--resolution', 16)
+    assert (tmp_path / 'one.zip').read_bytes() == (tmp_path / 'four.zip').read_bytes()
+
+def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
+    calls = []
+    def encode_then_interrupt(img):
+        calls.append(1)
+        if len(calls) == 30:
+            raise KeyboardInterrupt
+        return real_encode(img)
+    real_encode = dataset_tool.encode_png
+    monkeypatch.setattr(dataset_tool, 'encode_png', encode_then_interrupt)
+    for dest in [tmp_path / 'out.zip', tmp_path / 'out']:
+        calls.clear()
+        with pytest.raises(KeyboardInterrupt):
+            dataset_tool.convert_dataset('builtin:shapes', str(dest), resolution=16, max_images=100, progress=False, workers=1)
+        assert os.listdir(tmp_path) == []
+    (tmp_path / 'keep.zip').write_bytes(b'old')
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        dataset_tool.convert_dataset('builtin:shapes', str(tmp_path / 'keep.zip'), resolution=16, max_images=100,
+                                     overwrite=True, progress=False, workers=1)
+    assert os.listdir(tmp_path) == ['keep.zip'] and (tmp_path / 'keep.zip').read_bytes() == b'old'
+
 #----------------------------------------------------------------------------
 # CelebA.
 
