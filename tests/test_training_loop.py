@@ -1,7 +1,25 @@
-"""Tiny stand-ins shared by the training tests: a deterministic two-domain image set and small configs."""
+"""Training loop tests, and the tiny fixtures the other training tests import (a two-domain 8x8 image set, configs)."""
+import json
+import os
+
 import numpy as np
+import pytest
+import torch
 
 import dnnlib
+from torch_utils import persistence
+from training.networks import Discriminator
+from training.training_loop import TrainingError, training_loop
+
+#----------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny ops on a shared 2-core machine run far faster (and deterministically) on one thread."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 #----------------------------------------------------------------------------
 
@@ -41,6 +59,25 @@ class TinyDataset:
 
 #----------------------------------------------------------------------------
 
+@persistence.persistent_class
+class BiasedDiscriminator(Discriminator):
+    """Discriminator whose logits get `offset` added; from the `nan_after`-th call on they are NaN."""
+
+    def __init__(self, *args, offset=0.0, nan_after=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.offset = offset
+        self.nan_after = nan_after
+        self.calls = 0
+
+    def forward(self, img, c, **kwargs):
+        self.calls += 1
+        out = super().forward(img, c, **kwargs) + self.offset
+        if self.nan_after is not None and self.calls > self.nan_after:
+            out = out * float('nan')
+        return out
+
+#----------------------------------------------------------------------------
+
 def tiny_kwargs(run_dir, batch_size=8, batch_gpu=None, total_kimg=0.032, model='stylegan2-ada', augment=False, **overrides):
     """training_loop kwargs for an 8x8 two-domain run that takes a few seconds on a CPU."""
     G_kwargs = dnnlib.EasyDict(class_name='training.networks.Generator', z_dim=16, w_dim=16,
@@ -50,11 +87,11 @@ def tiny_kwargs(run_dir, batch_size=8, batch_gpu=None, total_kimg=0.032, model='
         G_kwargs.mapping_kwargs.update(class_name='training.domain_flow.DomainFlowMapping', cond_mode='flow', i_dim=8, flow_blocks=2, flow_dim=4)
     c = dnnlib.EasyDict(
         run_dir=run_dir,
-        training_set_kwargs=dnnlib.EasyDict(class_name='tests.training_fixtures.TinyDataset', size=32, resolution=8),
+        training_set_kwargs=dnnlib.EasyDict(class_name='tests.test_training_loop.TinyDataset', size=32, resolution=8),
         data_loader_kwargs=dnnlib.EasyDict(num_workers=0),
         G_kwargs=G_kwargs,
         D_kwargs=dnnlib.EasyDict(class_name='training.networks.Discriminator', channel_base=128, channel_max=16,
-                                 epilogue_kwargs=dnnlib.EasyDict(mbstd_group_size=2)),
+                                 epilogue_kwargs=dnnlib.EasyDict(mbstd_num_channels=0)),  # mbstd couples samples: off for equivalences
         G_opt_kwargs=dnnlib.EasyDict(class_name='torch.optim.Adam', lr=0.002, betas=[0, 0.99], eps=1e-8),
         D_opt_kwargs=dnnlib.EasyDict(class_name='torch.optim.Adam', lr=0.002, betas=[0, 0.99], eps=1e-8),
         loss_kwargs=dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss', r1_gamma=1.0),
@@ -71,5 +108,73 @@ def tiny_kwargs(run_dir, batch_size=8, batch_gpu=None, total_kimg=0.032, model='
         c.ada_kimg = 0.1
     c.update(overrides)
     return c
+
+#----------------------------------------------------------------------------
+
+def params_of(module):
+    return {k: v.detach().clone() for k, v in list(module.named_parameters()) + list(module.named_buffers())}
+
+
+def assert_same_params(a, b, atol=1e-5, rtol=1e-4):
+    pa, pb = params_of(a), params_of(b)
+    assert pa.keys() == pb.keys()
+    for k in pa:
+        torch.testing.assert_close(pa[k], pb[k], atol=atol, rtol=rtol, msg=lambda m: f'{k}: {m}')
+
+#----------------------------------------------------------------------------
+
+def test_run_writes_grids_stats_snapshot(tmp_path):
+    from torch_utils.snapshot import load_snapshot
+    r = training_loop(**tiny_kwargs(str(tmp_path), model='cg-gan', augment=True, metrics=[]))
+    names = set(os.listdir(tmp_path))
+    assert {'reals.png', 'fakes_init.png', 'fakes000000.png', 'stats.jsonl', 'network-snapshot-000000.pt'} <= names
+    assert any(n.startswith('events.out.tfevents') for n in names)
+    lines = [json.loads(line) for line in open(tmp_path / 'stats.jsonl')]
+    assert len(lines) == 3  # ticks at 8, 16 and 32 images
+    for key in ('Loss/G/loss', 'Loss/D/loss', 'Loss/D/reg', 'Loss/G/reg', 'Loss/G/sparse', 'Loss/G/imgsparse', 'Progress/kimg', 'Progress/augment'):
+        assert any(key in line for line in lines), key
+    snap = load_snapshot(str(tmp_path / 'network-snapshot-000000.pt'))
+    assert snap['cur_nimg'] == 32 and snap['batch_idx'] == 4
+    assert_same_params(snap['G_ema'], r.G_ema, atol=0, rtol=0)
+    for key in ('G', 'D', 'G_opt', 'D_opt', 'augment_p', 'torch_rng', 'loss', 'training_set_kwargs'):
+        assert key in snap
+    import PIL.Image
+    grid = PIL.Image.open(tmp_path / 'fakes_init.png')
+    assert grid.size == (8 * 8, 8 * 8)  # 8 columns; 2 domains x 4 rows
+
+
+def test_lazy_regularisation_scales_optimizer(tmp_path):
+    r = training_loop(**tiny_kwargs(str(tmp_path), total_kimg=0.008, G_reg_interval=4, D_reg_interval=16,
+                                    network_snapshot_ticks=None, image_snapshot_ticks=None))
+    for opt, interval in [(r.G_opt, 4), (r.D_opt, 16)]:
+        ratio = interval / (interval + 1)  # StyleGAN2 App. C: lr * c, beta ** c
+        assert opt.param_groups[0]['lr'] == pytest.approx(0.002 * ratio)
+        assert opt.param_groups[0]['betas'][1] == pytest.approx(0.99 ** ratio)
+
+
+@pytest.mark.parametrize('offset,direction', [(20.0, +1), (-20.0, -1)])
+def test_ada_p_moves_towards_target(tmp_path, offset, direction):
+    # Real logits forced positive (r_t = 1 > 0.6) must raise p; forced negative (r_t = -1) must lower it.
+    kw = tiny_kwargs(str(tmp_path), augment=True, augment_p=0.5, network_snapshot_ticks=None, image_snapshot_ticks=None)
+    kw.D_kwargs.class_name = 'tests.test_training_loop.BiasedDiscriminator'
+    kw.D_kwargs.offset = offset
+    r = training_loop(**kw)
+    expected = 0.5 + direction * 4 * 8 / (0.1 * 1000)  # 4 steps, batch 8, ada_kimg 0.1, interval 1
+    assert r.augment_p == pytest.approx(expected, abs=1e-6)
+
+
+def test_nan_loss_stops_with_phase_and_tick_and_keeps_snapshot(tmp_path):
+    kw = tiny_kwargs(str(tmp_path), total_kimg=0.064, network_snapshot_ticks=1, image_snapshot_ticks=None)
+    kw.D_kwargs.class_name = 'tests.test_training_loop.BiasedDiscriminator'
+    kw.D_kwargs.nan_after = 4  # the first tick (one step: D runs in Gmain, Dmain x2, Dreg) stays finite
+    with pytest.raises(TrainingError) as e:
+        training_loop(**kw)
+    msg = str(e.value)
+    assert 'NaN or Inf' in msg and 'tick 1' in msg and 'Gmain' in msg
+    assert 'network-snapshot-000000.pt' in msg
+    from torch_utils.snapshot import load_snapshot
+    snap = load_snapshot(str(tmp_path / 'network-snapshot-000000.pt'), rebuild_modules=False)  # test class: not rebuildable
+    assert snap['cur_nimg'] == 8
+    assert all(torch.isfinite(v).all() for v in snap['G']['state_dict'].values())
 
 #----------------------------------------------------------------------------

@@ -201,6 +201,8 @@ def training_loop(
     assert batch_size % (batch_gpu * num_gpus) == 0, 'batch_size must be a multiple of batch_gpu * num_gpus'
     num_rounds = batch_size // (batch_gpu * num_gpus)
     training_stats.reset()
+    if is_main:
+        os.makedirs(run_dir, exist_ok=True)
 
     # Resume state (read before the data loader, which starts at the saved image position).
     state = None
@@ -469,7 +471,7 @@ def training_loop(
     if stats_tfevents is not None:
         stats_tfevents.close()
     log('Exiting...')
-    return dnnlib.EasyDict(G=G, D=D, G_ema=G_ema, cur_nimg=cur_nimg, batch_idx=batch_idx, last_snapshot=last_snapshot,
+    return dnnlib.EasyDict(G=G, D=D, G_ema=G_ema, G_opt=phases[0].opt, D_opt=phases[-1].opt, loss=loss, cur_nimg=cur_nimg, batch_idx=batch_idx, last_snapshot=last_snapshot,
                            augment_p=float(augment_pipe.p.cpu()) if augment_pipe is not None else 0.0)
 
 #----------------------------------------------------------------------------
