@@ -71,7 +71,7 @@ def test_pixels_follow_the_factors():
 
 def test_shape_classes_differ_in_area():
     # Circles, squares and triangles of the same scale cover different areas: the class is visible.
-    n = 3000
+    n = 600
     _, f = builtin.sample_factors('shapes', n, seed=2)
     f = dict(f, scale=np.full(n, 0.6), x=np.zeros(n), y=np.zeros(n), background=np.zeros(n), hue=np.zeros(n))
     img = builtin.render_shapes(f, 32)
