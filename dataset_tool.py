@@ -44,6 +44,8 @@ def parse_size(resolution, width, height, transform):
         raise DatasetError(f'Resolution {w} is not a power of two; use e.g. {_pow2_hint(w)}.')
     return w, h
 
+#----------------------------------------------------------------------------
+
 def _pow2_hint(n):
     lo = 1 << max(int(n).bit_length() - 1, 0)
     return f'{lo} or {lo * 2}' if lo >= 1 else '256'

@@ -100,11 +100,17 @@ def render_shapes(f: dict, resolution: int, supersample: int = 2) -> np.ndarray:
     img = cover * colour[:, None, None, :] + (1 - cover) * bg[:, None, None, None] # blend is linear: box-filter first
     return np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
 
+#----------------------------------------------------------------------------
+
 def _in_circle(px, py):
     return px * px + py * py <= 0.75 ** 2
 
+#----------------------------------------------------------------------------
+
 def _in_square(px, py):
     return np.maximum(np.abs(px), np.abs(py)) <= 0.7
+
+#----------------------------------------------------------------------------
 
 def _in_triangle(px, py):
     inside = np.ones(px.shape, dtype=bool)
