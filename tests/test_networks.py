@@ -135,6 +135,36 @@ def test_forward_shapes(res, c_dim, num_fp16_res):
         torch.testing.assert_close(img, G(z, c, noise_mode='const', force_fp32=True), rtol=0, atol=0)
 
 
+def test_fp16_path_forced_on_cpu(monkeypatch):
+    """The CUDA-only fp16 code path, run on the CPU: dtypes line up and results stay near float32."""
+    G = make_G(res=16, c_dim=3, num_fp16_res=2).eval()
+    D = make_D(res=16, c_dim=3, num_fp16_res=2).eval()
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if name.endswith('noise_strength'):
+                p.fill_(0.1)
+    z, c = torch.randn([2, 8]), labels(2, 3)
+    ref_img = G(z, c, noise_mode='const')
+    ref_logits = D(ref_img, c)
+    monkeypatch.setattr(networks, 'fp16_supported', lambda device: True)
+    try:
+        img = G(z, c, noise_mode='const')                          # eval, batch 2: unfused modconv
+        img_fused = G(z, c, noise_mode='const', fused_modconv=True)
+        logits = D(ref_img, c)
+        G.train(); D.train()
+        G(z, c, noise_mode='random').mean().backward()          # unfused modconv in fp16
+        D(ref_img, c).sum().backward()
+    except (RuntimeError, NotImplementedError) as e:
+        if 'Half' in str(e) or 'half' in str(e):
+            pytest.skip(f'this PyTorch build lacks a float16 CPU kernel: {e}')
+        raise
+    assert img.dtype == torch.float32 and logits.dtype == torch.float32
+    torch.testing.assert_close(img, ref_img, rtol=0, atol=0.05)
+    torch.testing.assert_close(img_fused, ref_img, rtol=0, atol=0.05)
+    torch.testing.assert_close(logits, ref_logits, rtol=0, atol=0.05)
+    assert torch.isfinite(G.synthesis.b16.conv0.weight.grad).all()
+
+
 @pytest.mark.parametrize('architecture', ['orig', 'resnet'])
 def test_forward_other_architectures(architecture):
     G = make_G(res=16, c_dim=2, architecture=architecture).eval()

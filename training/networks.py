@@ -24,6 +24,12 @@ def normalize_2nd_moment(x, dim=1, eps=1e-8):
 
 #----------------------------------------------------------------------------
 
+def fp16_supported(device):
+    """Whether blocks marked use_fp16 really compute in float16 on `device` (CUDA only, as NVIDIA)."""
+    return device.type == 'cuda'
+
+#----------------------------------------------------------------------------
+
 def modulated_conv2d(
     x,                          # Input [N, I, H, W].
     weight,                     # Weight [O, I, kh, kw].
@@ -76,7 +82,7 @@ def modulated_conv2d(
         padding=padding, groups=batch_size, flip_weight=flip_weight)
     x = x.reshape(batch_size, -1, *x.shape[2:])
     if noise is not None:
-        x = x + noise
+        x = (x + noise).to(x.dtype)  # add in the wider dtype, keep the activation dtype (fp16 stays fp16)
     return x
 
 #----------------------------------------------------------------------------
@@ -380,7 +386,7 @@ class SynthesisBlock(torch.nn.Module):
     def forward(self, x, img, ws, force_fp32=False, fused_modconv=None, update_emas=False, **layer_kwargs):
         misc.assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim])
         w_iter = iter(ws.unbind(dim=1))
-        fp16 = self.use_fp16 and not force_fp32 and ws.device.type == 'cuda'
+        fp16 = self.use_fp16 and not force_fp32 and fp16_supported(ws.device)
         dtype = torch.float16 if fp16 else torch.float32
         memory_format = torch.channels_last if self.channels_last and fp16 else torch.contiguous_format
         if fused_modconv is None:
@@ -570,7 +576,7 @@ class DiscriminatorBlock(torch.nn.Module):
 
     def forward(self, x, img, force_fp32=False):
         device = (x if x is not None else img).device
-        fp16 = self.use_fp16 and not force_fp32 and device.type == 'cuda'
+        fp16 = self.use_fp16 and not force_fp32 and fp16_supported(device)
         dtype = torch.float16 if fp16 else torch.float32
         memory_format = torch.channels_last if self.channels_last and fp16 else torch.contiguous_format
 
