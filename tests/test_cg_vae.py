@@ -62,6 +62,17 @@ def test_jacobian_penalty_matches_naive_and_has_gradient():
     assert all(dec.net[i].weight.grad.abs().sum() > 0 for i in (0, 2, 4))  # reaches every weight
 
 
+def test_scaled_penalty_is_invariant_to_rescaling_latents():
+    torch.manual_seed(5)
+    dec = MLP(3, 4, hidden=8)
+    z, c = torch.randn(32, 3), torch.tensor([10.0, 0.5, 3.0])
+    plain = jacobian_sparsity_penalty(dec, z)
+    scaled = jacobian_sparsity_penalty(dec, z, z.std(0))
+    rescaled_dec = lambda v: dec(v / c)  # same model, latents measured in other units
+    assert torch.allclose(jacobian_sparsity_penalty(rescaled_dec, z * c, (z * c).std(0)), scaled, atol=1e-5)
+    assert not torch.allclose(jacobian_sparsity_penalty(rescaled_dec, z * c), plain, rtol=0.1)
+
+
 def test_sparsity_term_only_with_alpha():
     torch.manual_seed(4)
     net = SyntheticVAE(4, 2, 3, prior='flow', hidden=8)
@@ -97,5 +108,30 @@ def test_training_is_deterministic(model):
     assert sa['final'] == sb['final']
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
     assert math.isfinite(sa['final']['total'])
+
+#----------------------------------------------------------------------------
+
+def test_cli_sweep_writes_results_and_rejects_bad_input(tmp_path):
+    import json
+    from click.testing import CliRunner
+    import synthetic
+    runner = CliRunner()
+    args = ['sweep', f'--outdir={tmp_path}', '--models=cg_vae,ivae', '--domains=1,2', '--densities=1.0,0.5', '--seeds=0',
+            '--samples=20', '--steps=3', '--n=2', '--threads=1']
+    res = runner.invoke(synthetic.main, args)
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in open(tmp_path / 'results.jsonl')]
+    assert len(rows) == 8 and {r['model'] for r in rows} == {'cg_vae', 'ivae'}
+    assert all(0 <= r['mcc_heldout'] <= 1 and r['seconds'] > 0 for r in rows)
+    assert (tmp_path / 'mcc_vs_domains.png').stat().st_size > 1000
+    assert '| cg_vae | 0.5 | 2 | 1 |' in (tmp_path / 'results.md').read_text()
+    res = runner.invoke(synthetic.main, args)  # resumes: nothing left to do
+    assert res.exit_code == 0 and '0 runs to do, 8 already' in res.output
+    res = runner.invoke(synthetic.main, ['sweep', f'--outdir={tmp_path}', '--models=vae3'])
+    assert res.exit_code != 0 and 'unknown model "vae3"' in res.output and 'Traceback' not in res.output
+    res = runner.invoke(synthetic.main, ['run', '--n=3', '--m=2'])
+    assert res.exit_code != 0 and 'use m >= n' in res.output
+    res = runner.invoke(synthetic.main, ['report', f'--outdir={tmp_path / "empty"}'])
+    assert res.exit_code != 0 and 'no results' in res.output
 
 #----------------------------------------------------------------------------

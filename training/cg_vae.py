@@ -111,9 +111,15 @@ def standard_normal_log_prob(eps):
     return -0.5 * (eps * eps).sum(-1) - 0.5 * eps.shape[-1] * math.log(2 * math.pi)
 
 
-def jacobian_sparsity_penalty(decoder, z):
-    """L_s = mean over the batch of ||dxhat/dzhat||_1, exact (vmap of jacrev; fine for small n)."""
+def jacobian_sparsity_penalty(decoder, z, scale=None):
+    """L_s = mean over the batch of ||dxhat/dzhat * diag(scale)||_1, exact (vmap of jacrev; small n).
+
+    scale=None is the plain L1 (paper Eq. 9). The ELBO cannot see a rescaling z_j -> c z_j (the prior
+    absorbs it), so the plain L1 can be lowered by inflating z; scale = batch std of z removes that.
+    """
     jac = torch.func.vmap(torch.func.jacrev(decoder))(z)  # [B, m, n]
+    if scale is not None:
+        jac = jac * scale
     return jac.abs().sum(dim=(1, 2)).mean()
 
 #----------------------------------------------------------------------------
@@ -123,9 +129,10 @@ class SyntheticVAE(torch.nn.Module):
     """VAE with prior 'flow' (CG-VAE), 'gauss' (iVAE) or 'none' (N(0, I): beta-VAE / sparsity only)."""
 
     def __init__(self, x_dim: int, z_dim: int, num_domains: int, prior: str = 'flow', hidden: int = 64,
-                 num_layers: int = 3, num_terms: int = 4, decoder_std: float = 0.1, encoder_u: bool = False):
+                 num_layers: int = 3, num_terms: int = 4, decoder_std: float = 0.1, encoder_u: bool = False,
+                 scale_invariant_sparsity: bool = True):
         super().__init__()
-        self.num_domains, self.encoder_u = num_domains, encoder_u
+        self.num_domains, self.encoder_u, self.scale_invariant_sparsity = num_domains, encoder_u, scale_invariant_sparsity
         self.z_dim, self.decoder_std = z_dim, decoder_std
         self.register_buffer('x_mean', torch.zeros(x_dim))  # data standardisation, set by the trainer
         self.register_buffer('x_std', torch.ones(x_dim))
@@ -159,7 +166,8 @@ class SyntheticVAE(torch.nn.Module):
         terms = dnnlib.EasyDict(recon=recon.mean(), kl=kl.mean())
         total = terms.recon + beta * terms.kl
         if alpha > 0:
-            terms.sparsity = jacobian_sparsity_penalty(self.decoder, z)
+            scale = z.std(0) if self.scale_invariant_sparsity else None
+            terms.sparsity = jacobian_sparsity_penalty(self.decoder, z, scale)  # L_s, Eq. 9
             total = total + alpha * terms.sparsity
         terms.total = total
         return terms
