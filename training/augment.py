@@ -288,7 +288,7 @@ class AugmentPipe(torch.nn.Module):
             raise ValueError(f'expected images of shape [N, C, H, W], got {getattr(images, "shape", type(images))}')
         if debug_percentile is None and float(self.p) <= 0:
             return images                               # p = 0: exactly the identity.
-        n, c, h, w = images.shape
+        c = images.shape[1]
         if c not in (1, 3) and self._any_color():
             raise ValueError(f'colour augmentation needs 1 or 3 channels, got {c}')
         images = self._geometric(images, debug_percentile)
@@ -296,7 +296,6 @@ class AugmentPipe(torch.nn.Module):
         images = self._filter(images, debug_percentile)
         images = self._corrupt(images, debug_percentile)
         return images
-
 
     def _any_color(self):
         return max(self.brightness, self.contrast, self.lumaflip, self.hue, self.saturation) > 0
