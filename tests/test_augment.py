@@ -314,8 +314,8 @@ def test_ada_controller_moves_p_toward_target_and_clamps():
 
 
 def test_ada_controller_all_reduces_under_torch_distributed(tmp_path):
-    if not torch.distributed.is_available():
-        pytest.skip('torch.distributed not built')
+    if not torch.distributed.is_available() or torch.distributed.is_initialized():
+        pytest.skip('torch.distributed not built, or a process group is already up')
     torch.distributed.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0, world_size=1)
     try:
         pipe = AugmentPipe(xflip=1)
