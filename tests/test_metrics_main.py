@@ -167,3 +167,23 @@ def test_training_hook_records_a_metric_at_a_snapshot(tmp_path, cache_dir, monke
         metric_main.calc_metric('fid1k_full', TinyGenerator(), data, progress=False)
 
 #----------------------------------------------------------------------------
+
+def test_training_loop_hook_records_or_warns(tmp_path, cache_dir, monkeypatch):
+    """The training loop's own hook: a jsonl line per snapshot; a missing Inception file is one warning line."""
+    import functools
+    from training import training_loop
+    hook = getattr(training_loop, '_evaluate_metrics', None)
+    if hook is None:
+        pytest.skip('training_loop has no _evaluate_metrics hook')
+    data = make_dataset(tmp_path / 'data', counts=(4, 4))
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    log = []
+    monkeypatch.setenv('CGGAN_OFFLINE', '1')
+    hook(['fid1k_full'], TinyGenerator(), data, 1, 0, torch.device('cpu'), str(run_dir), str(run_dir / 'network-snapshot-000000.pt'), log.append)
+    assert len(log) == 1 and log[0].startswith('Warning: metric fid1k_full skipped: Inception weights not found')
+    assert os.listdir(run_dir) == []
+    monkeypatch.setattr(metric_main, 'calc_metric', functools.partial(metric_main.calc_metric, feature_extractor='random-conv', progress=False))
+    hook(['fid1k_full'], TinyGenerator(), data, 1, 0, torch.device('cpu'), str(run_dir), str(run_dir / 'network-snapshot-000004.pt'), log.append)
+    rec = json.loads((run_dir / 'metric-fd1k_full@random-conv.jsonl').read_text())
+    assert rec['snapshot_pkl'] == 'network-snapshot-000004.pt' and rec['num_images'] == 1000
