@@ -82,8 +82,9 @@ def download_inception(dest: str, url: str = INCEPTION_URL, timeout: float = 30)
             raise OSError('the downloaded file has the wrong SHA-256')
         os.replace(tmp, dest)
     except (OSError, requests.RequestException) as e:
+        reason = type(e).__name__ if isinstance(e, requests.RequestException) else str(e)  # requests' text is a page long
         raise MetricUnavailableError(
-            f'Could not download the Inception weights ({e}): download {url} yourself and '
+            f'Could not download the Inception weights ({reason}): download {url} yourself and '
             f'put it at {dest}, or pass --inception=PATH.') from None
     finally:
         if os.path.exists(tmp):
