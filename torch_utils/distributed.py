@@ -123,6 +123,7 @@ def launch(worker, num_procs: int, args: tuple = (), poll_s: float = 0.5):
         raise DistributedError(f'Rank {e.error_index} {how}; the other ranks were stopped. See the log above for its last words.') from None
     except mp.ProcessRaisedException as e:
         _terminate(context)
+        print(str(e), file=sys.stderr)  # the rank's traceback
         last = str(e).strip().splitlines()[-1] if str(e).strip() else 'unknown error'
         raise DistributedError(f'Rank {e.error_index} failed ({last}); the other ranks were stopped.') from None
     except KeyboardInterrupt:

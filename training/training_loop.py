@@ -193,8 +193,8 @@ def training_loop(
     device = torch.device(device)
     is_main = rank == 0
     log = log_fn if is_main else (lambda *args, **kwargs: None)
-    np.random.seed(random_seed * num_gpus + rank)
-    torch.manual_seed(random_seed * num_gpus + rank)
+    np.random.seed(random_seed)
+    torch.manual_seed(random_seed)  # the same initial weights on every rank (and broadcast below)
     torch.backends.cudnn.benchmark = cudnn_benchmark
     torch.backends.cuda.matmul.allow_tf32 = allow_tf32
     torch.backends.cudnn.allow_tf32 = allow_tf32
@@ -242,6 +242,12 @@ def training_loop(
             if resume_data.get(name) is not None:
                 misc.copy_params_and_buffers(resume_data[name], module, require_all=False)
 
+    # Every rank starts from rank 0's parameters and buffers.
+    if num_gpus > 1:
+        for module in (G, D, G_ema):
+            for tensor in misc.params_and_buffers(module):
+                torch.distributed.broadcast(tensor.data if tensor.device == device else tensor, src=0)
+
     # Augmentation.
     augment_pipe = None
     ada = None
@@ -267,7 +273,8 @@ def training_loop(
             mb_ratio = reg_interval / (reg_interval + 1)
             opt_kwargs = dnnlib.EasyDict(opt_kwargs)
             opt_kwargs.lr = opt_kwargs.lr * mb_ratio
-            opt_kwargs.betas = [beta ** mb_ratio for beta in opt_kwargs.betas]
+            if 'betas' in opt_kwargs:
+                opt_kwargs.betas = [beta ** mb_ratio for beta in opt_kwargs.betas]
             opt = dnnlib.util.construct_class_by_name(params=module.parameters(), **opt_kwargs)
             phases += [dnnlib.EasyDict(name=name + 'main', module=module, opt=opt, interval=1)]
             phases += [dnnlib.EasyDict(name=name + 'reg', module=module, opt=opt, interval=reg_interval)]
