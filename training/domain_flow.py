@@ -173,8 +173,13 @@ class DomainFlowMapping(torch.nn.Module):
     # Forward -------------------------------------------------------------
 
     def domain_params(self, c):
-        """Hypernetwork theta(u): [B, i_dim, P] flow parameters of each style dim."""
-        y = normalize_2nd_moment(self.embed(c.to(torch.float32)))
+        """Hypernetwork theta(u): [B, i_dim, P] flow parameters of each style dim. Computed once per
+        distinct label row (a batch holds at most K domains), then gathered."""
+        c = c.to(torch.float32)
+        uniq, inverse = torch.unique(c, dim=0, return_inverse=True)
+        if len(uniq) < len(c):
+            return self.domain_params(uniq)[inverse]
+        y = normalize_2nd_moment(self.embed(c))
         for idx in range(self.num_layers + 1):
             y = getattr(self, f'flow_fc{idx}')(y)
         return y.reshape(y.shape[0], self.i_dim, -1)
