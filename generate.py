@@ -17,6 +17,7 @@ import tqdm
 import dnnlib
 import legacy
 from torch_utils import safe_pickle
+from training import domain_swap
 
 #----------------------------------------------------------------------------
 
@@ -161,6 +162,44 @@ def pick_device(device: str) -> torch.device:
 
 #----------------------------------------------------------------------------
 
+def run_cg_mode(G, data, mode, seeds, domain, truncation_psi, noise_mode, outdir, traverse_dim, steps):
+    """The CG-GAN sampling modes: swap grid, style swap, latent traversal, list of active style dims."""
+    names = domain_names_of(data) or [str(k) for k in range(G.c_dim)]
+    if mode == '--list-active':
+        active = domain_swap.list_active(G)
+        if not hasattr(G.mapping, 'active_dims'):
+            raise UserError('this generator has no domain flow mapping (it is a plain StyleGAN2-ADA network): no style dims to list.')
+        print(f'active style dims: {len(active)} of {G.mapping.i_dim}')
+        for dim, r in active:
+            print(f'  dim {dim:4d}  r = {r:.4f}')
+        return
+    os.makedirs(outdir, exist_ok=True)
+    kw = dict(truncation_psi=truncation_psi, noise_mode=noise_mode)
+    if mode == '--swap-grid':
+        if G.c_dim == 0:
+            raise UserError('--swap-grid needs a conditional generator; this one has no domains.')
+        grid = domain_swap.swap_grid(G, seeds, **kw)
+        path = os.path.join(outdir, 'swap-grid.png')
+        domain_swap.save_grid_png(grid, path, col_headers=names, row_headers=[f'seed{s}' for s in seeds])
+    elif mode == '--swap-style':
+        if len(seeds) != 2:
+            raise UserError(f'--swap-style takes exactly two seeds (source style, destination content), got {len(seeds)}.')
+        index = resolve_domain(domain, G.c_dim, names) or 0
+        images = domain_swap.swap_style(G, seeds[0], seeds[1], index, **kw)
+        path = os.path.join(outdir, f'swap-style-{seeds[0]}-into-{seeds[1]}-{names[index] if G.c_dim else "uncond"}.png')
+        domain_swap.save_grid_png(images, path, col_headers=[f'style {seeds[0]}', f'content {seeds[1]}', 'swapped'])
+    else:
+        index = resolve_domain(domain, G.c_dim, names) or 0
+        if traverse_dim >= G.z_dim:
+            raise UserError(f'--traverse={traverse_dim} is outside the latent: use a dim in 0..{G.z_dim - 1} (see --list-active).')
+        values = np.linspace(-3, 3, steps)
+        rows = torch.stack([domain_swap.traverse(G, s, index, traverse_dim, values, **kw) for s in seeds])
+        path = os.path.join(outdir, f'traverse-dim{traverse_dim}.png')
+        domain_swap.save_grid_png(rows, path, col_headers=[f'{v:+.1f}' for v in values], row_headers=[f'seed{s}' for s in seeds])
+    print(f'Wrote "{path}".')
+
+#----------------------------------------------------------------------------
+
 def _seeds_option(ctx, param, value):
     if value is None:
         return None
@@ -172,15 +211,21 @@ def _seeds_option(ctx, param, value):
 
 @click.command()
 @click.option('--network', 'network',       help='Network snapshot: path or URL (.pkl or .pt)', metavar='PATH', required=True)
-@click.option('--seeds',                     help='Random seeds, e.g. 0-7,12', metavar='LIST', callback=_seeds_option, required=True)
-@click.option('--trunc', 'truncation_psi',   help='Truncation psi', type=float, default=1, show_default=True)
+@click.option('--seeds',                     help='Random seeds, e.g. 0-7,12', metavar='LIST', callback=_seeds_option)
+@click.option('--trunc', 'truncation_psi',   help='Truncation psi [default: 1, 0.7 for CG-GAN grids]', type=float)
 @click.option('--domain', '--class', 'domain', help='Domain (class) label: index or name', metavar='INT|NAME')
 @click.option('--noise-mode',                help='Noise mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
-@click.option('--outdir',                    help='Where to save the output images', metavar='DIR', required=True)
+@click.option('--outdir',                    help='Where to save the output images', metavar='DIR')
 @click.option('--grid',                      help='Also write all images as one grid.png', is_flag=True)
 @click.option('--batch',                     help='Images per forward pass', type=click.IntRange(min=1), default=8, show_default=True)
 @click.option('--device',                    help='Device: auto, cpu, cuda, cuda:N', default='auto', show_default=True)
-def main(network, seeds, truncation_psi, domain, noise_mode, outdir, grid, batch, device):
+@click.option('--swap-grid',                 help='CG-GAN: one grid, rows = seeds, columns = domains (same eps)', is_flag=True)
+@click.option('--swap-style',                help='CG-GAN: style dims of the 1st seed into the 2nd (src, dst, swapped)', is_flag=True)
+@click.option('--traverse', 'traverse_dim',  help='CG-GAN: vary latent dim DIM from -3 to 3 for each seed', type=click.IntRange(min=0), metavar='DIM')
+@click.option('--steps',                     help='Number of values for --traverse', type=click.IntRange(min=2), default=7, show_default=True)
+@click.option('--list-active',               help='CG-GAN: print the active style dims with their importance r, then exit', is_flag=True)
+def main(network, seeds, truncation_psi, domain, noise_mode, outdir, grid, batch, device,
+         swap_grid, swap_style, traverse_dim, steps, list_active):
     """Generate images using a pretrained network snapshot.
 
     \b
@@ -189,9 +234,20 @@ def main(network, seeds, truncation_psi, domain, noise_mode, outdir, grid, batch
     python generate.py --outdir=out --seeds=0-35 --domain=1 --trunc=0.7 --grid --network=afhq.pkl
     """
     try:
+        modes = [name for name, on in [('--swap-grid', swap_grid), ('--swap-style', swap_style),
+                 ('--traverse', traverse_dim is not None), ('--list-active', list_active)] if on]
+        if len(modes) > 1:
+            raise UserError(f'{" and ".join(modes)} cannot be combined; pick one per call.')
+        if not list_active and (seeds is None or outdir is None):
+            raise UserError('--seeds and --outdir are required (except with --list-active).')
         dev = pick_device(device)
         print(f'Loading networks from "{network}"...')
         G, data = load_generator(network, dev)
+        if modes:
+            truncation_psi = 0.7 if truncation_psi is None else truncation_psi
+            run_cg_mode(G, data, modes[0], seeds, domain, truncation_psi, noise_mode, outdir, traverse_dim, steps)
+            return
+        truncation_psi = 1.0 if truncation_psi is None else truncation_psi
         index = resolve_domain(domain, G.c_dim, domain_names_of(data))
         c = make_labels(index, G.c_dim, 1, dev)
         os.makedirs(outdir, exist_ok=True)
