@@ -2,7 +2,8 @@
 
 Metrics: fid{1,10,50}k_full, kid{1,10,50}k_full (fakes with labels drawn from the dataset's labels
 vs all reals), fid{1,10,50}k_domain (per domain k: fakes of domain k vs reals of domain k, N fakes per
-domain, plus their mean). Features: NVIDIA's Inception-v3 through clean-fid in mode `clean` (default)
+domain, plus their mean), swap1k (metrics/swap.py: 1000 eps rendered in every domain, judged by a probe
+trained on the reals; no Inception needed). Features: NVIDIA's Inception-v3 through clean-fid in mode `clean` (default)
 or `legacy_tensorflow`, or any FeatureExtractor; numbers from another extractor are named fd*/kd*
 with '@<extractor name>' appended, never fid/kid.
 """
@@ -32,6 +33,7 @@ for _k in (1, 10, 50):
     _register(f'fid{_k}k_full', 'fid', _k * 1000, 'full')
     _register(f'kid{_k}k_full', 'kid', _k * 1000, 'full')
     _register(f'fid{_k}k_domain', 'fid', _k * 1000, 'domain')
+_register('swap1k', 'swap', 1000, 'domain')  # CG-GAN swap metrics (metrics/swap.py): domain accuracy, content kappa
 
 
 def is_valid_metric(metric: str) -> bool:
@@ -124,6 +126,8 @@ def calc_metric(metric, G, dataset_kwargs, num_gpus=1, rank=0, device=None, feat
     device = torch.device('cuda', rank) if device is None and torch.cuda.is_available() else torch.device(device or 'cpu')
     progress = True if progress is None else bool(progress)
     start = time.time()
+    if spec.kind == 'swap':
+        return _calc_swap_metric(metric, spec, G, dataset_kwargs, device, start, num_gpus)
     extractor = build_feature_extractor(feature_extractor, mode=mode, device=device, inception=inception, allow_download=allow_download)
 
     # Reals: NVIDIA's protocol uses every image, no x-flips; labels are needed for conditional G and per-domain splits.
@@ -187,6 +191,30 @@ def calc_metric(metric, G, dataset_kwargs, num_gpus=1, rank=0, device=None, feat
         num_reals        = int(len(real_feats)),
         feature_extractor= extractor.name,
     )
+
+#----------------------------------------------------------------------------
+
+_swap_probe_memo = dict()  # dataset fingerprint -> probe: scoring many snapshots trains the probe once
+
+def _calc_swap_metric(metric, spec, G, dataset_kwargs, device, start, num_gpus):
+    from . import swap
+    dataset_kwargs = dnnlib.EasyDict(dataset_kwargs, max_size=None, xflip=False, use_labels=True)
+    dataset = dnnlib.util.construct_class_by_name(**dataset_kwargs)
+    if G.c_dim == 0 or dataset.label_dim != G.c_dim:
+        raise ValueError(f'{metric} needs a conditional generator and a dataset with the same number of domains '
+                         f'(generator c_dim={G.c_dim}, dataset label_dim={dataset.label_dim})')
+    path = dataset_kwargs.get('path')
+    key = (cache.dataset_fingerprint(path) if path and os.path.exists(path) else id(dataset), str(device))
+    if key not in _swap_probe_memo:
+        _swap_probe_memo[key] = swap.train_swap_probe(dataset, device=device)
+    G = copy.deepcopy(G).eval().requires_grad_(False).to(device)
+    results = swap.calc_swap_metrics(G, dataset, num_samples=spec.num_gen, device=device, probe=_swap_probe_memo[key])
+    results = {k: float(v) for k, v in results.items() if isinstance(v, (int, float, np.floating))}
+    total_time = time.time() - start
+    return dnnlib.EasyDict(results=dnnlib.EasyDict(results), metric=metric, total_time=total_time,
+                           total_time_str=format_time(total_time), num_gpus=num_gpus, mode=None,
+                           reference=dict(path=os.path.abspath(path) if path else None, hash=key[0] if path else None),
+                           num_images=spec.num_gen * G.c_dim, num_reals=len(dataset), feature_extractor='swap-probe')
 
 #----------------------------------------------------------------------------
 
