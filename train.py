@@ -159,17 +159,9 @@ def build_config(opts):
                                            prefetch_factor=2, persistent_workers=True)
 
     # Networks.
-    cbase = opts.cbase if opts.cbase is not None else int(spec.fmaps * 32768)
-    cmax = opts.cmax if opts.cmax is not None else spec.cmax
-    fp16 = 0 if (opts.fp32 or not use_cuda) else spec.fp16
-    conv_clamp = None if fp16 == 0 else 256
+    fp16 = not (opts.fp32 or not use_cuda)
     z_dim = spec.zdim
-    c.G_kwargs = dnnlib.EasyDict(class_name='training.networks.Generator', z_dim=z_dim, w_dim=z_dim,
-                                 mapping_kwargs=dnnlib.EasyDict(num_layers=opts.map_depth if opts.map_depth is not None else spec.map),
-                                 synthesis_kwargs=dnnlib.EasyDict(channel_base=cbase, channel_max=cmax, num_fp16_res=fp16, conv_clamp=conv_clamp))
-    c.D_kwargs = dnnlib.EasyDict(class_name='training.networks.Discriminator', architecture=spec.d_arch, channel_base=cbase, channel_max=cmax,
-                                 num_fp16_res=fp16, conv_clamp=conv_clamp, block_kwargs=dnnlib.EasyDict(), mapping_kwargs=dnnlib.EasyDict(),
-                                 epilogue_kwargs=dnnlib.EasyDict(mbstd_group_size=spec.mbstd))
+    c.G_kwargs, c.D_kwargs = presets.network_kwargs(spec, cbase=opts.cbase, cmax=opts.cmax, map_depth=opts.map_depth, fp16=fp16)
     glr = opts.glr if opts.glr is not None else spec.lrate
     dlr = opts.dlr if opts.dlr is not None else spec.lrate
     c.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=glr, betas=[0, 0.99], eps=1e-8)
@@ -181,17 +173,17 @@ def build_config(opts):
     if opts.model != 'stylegan2-ada':
         if not c.training_set_kwargs.use_labels:
             raise UserError(f'--model={opts.model} needs domain labels (it conditions the flow on the domain); use a labelled data set or --model=stylegan2-ada.')
-        i_dim = opts.i_dim if opts.i_dim is not None else (z_dim // 2 if opts.cfg == 'tiny' else 256)
-        if not 0 < i_dim <= z_dim:
-            raise UserError(f'--i-dim={i_dim} must lie in 1..{z_dim} (z_dim of --cfg={opts.cfg}).')
-        c.G_kwargs.mapping_kwargs.update(class_name='training.domain_flow.DomainFlowMapping', cond_mode=opts.cond_mode, i_dim=i_dim,
-                                         flow_blocks=opts.flow_blocks, flow_dim=opts.flow_dim, flow_norm=bool(opts.flow_norm))
+        flow = presets.flow_mapping_kwargs(spec, opts.cfg, cond_mode=opts.cond_mode, i_dim=opts.i_dim, flow_blocks=opts.flow_blocks,
+                                           flow_dim=opts.flow_dim, flow_norm=opts.flow_norm)
+        if not 0 < flow.i_dim <= z_dim:
+            raise UserError(f'--i-dim={flow.i_dim} must lie in 1..{z_dim} (z_dim of --cfg={opts.cfg}).')
+        c.G_kwargs.mapping_kwargs.update(flow)
         c.loss_kwargs.lambda_sparse = opts.lambda_sparse if opts.lambda_sparse is not None else 0.1
         if opts.model == 'cg-gan':
             c.loss_kwargs.lambda_imgsparse = opts.lambda_imgsparse if opts.lambda_imgsparse is not None else 0.1
             c.loss_kwargs.imgsparse_kwargs = dnnlib.EasyDict(delta=opts.perturb_norm, estimator=opts.sparse_estimator,
                                                              num_columns=opts.sparse_columns, style_mixing_prob=spec.mixing)
-            c.loss_kwargs.sparse_interval = opts.sparse_interval
+            c.loss_kwargs.sparse_interval = opts.sparse_interval if opts.sparse_interval is not None else spec.sparse_interval
     elif opts.lambda_sparse or opts.lambda_imgsparse:
         raise UserError('--lambda-sparse/--lambda-imgsparse need the flow mapping; add --model=istylegan or --model=cg-gan.')
 
@@ -306,7 +298,7 @@ def resolve_resume(resume, outdir, c):
 @click.option('--perturb-norm',     help='Finite-difference step of the Jacobian estimate', metavar='FLOAT', type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True)
 @click.option('--sparse-estimator', help='Jacobian estimator',                                            type=click.Choice(['fd', 'jvp']), default='fd', show_default=True)
 @click.option('--sparse-columns',   help='Jacobian columns per step', metavar='INT',                      type=click.IntRange(min=1), default=1, show_default=True)
-@click.option('--sparse-interval',  help='Apply the Jacobian loss every N steps (weight x N)', metavar='INT', type=click.IntRange(min=1), default=1, show_default=True)
+@click.option('--sparse-interval',  help='Apply the Jacobian loss every N steps (weight x N) [default: 1, tiny: 4]', metavar='INT', type=click.IntRange(min=1))
 # Misc hyperparameters.
 @click.option('--cbase',            help='Capacity multiplier [default: from --cfg]', metavar='INT',      type=click.IntRange(min=1))
 @click.option('--cmax',             help='Max. feature maps [default: from --cfg]', metavar='INT',        type=click.IntRange(min=1))
