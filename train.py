@@ -113,8 +113,14 @@ def _write_json_atomic(path, obj):
 
 def init_dataset_kwargs(data, cond, mirror, seed):
     try:
+        from datasets.errors import DatasetError
+    except ImportError:
+        DatasetError = ValueError
+    try:
         dataset_kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=data, use_labels=True, max_size=None, xflip=False)
         dataset_obj = dnnlib.util.construct_class_by_name(**dataset_kwargs)
+    except DatasetError as err:
+        raise UserError(str(err)) from None
     except (IOError, OSError, ValueError) as err:
         raise UserError(f'Cannot read --data "{data}": {err}') from None
     dataset_kwargs.resolution = dataset_obj.resolution
@@ -204,7 +210,7 @@ def build_config(opts):
     if c.batch_gpu < 1 or c.batch_size % (c.batch_gpu * num_gpus) != 0:
         raise UserError(f'--batch={c.batch_size} must be a multiple of --batch-gpu ({c.batch_gpu}) times the number of GPUs ({num_gpus}).')
     if c.batch_gpu > spec.mbstd and c.batch_gpu % spec.mbstd != 0:
-        raise UserError(f'--batch-gpu={c.batch_gpu} must be a multiple of the minibatch-std group size {spec.mbstd} of --cfg={opts.cfg}.')
+        raise UserError(f'--batch-gpu={c.batch_gpu} (default: --batch / --gpus) must be a multiple of the minibatch-std group size {spec.mbstd} of --cfg={opts.cfg}; change --batch or --batch-gpu.')
 
     # Augmentation.
     if opts.aug != 'noaug':

@@ -178,3 +178,28 @@ def test_nan_loss_stops_with_phase_and_tick_and_keeps_snapshot(tmp_path):
     assert all(torch.isfinite(v).all() for v in snap['G']['state_dict'].values())
 
 #----------------------------------------------------------------------------
+
+def test_cli_user_errors_are_one_sentence_and_help_is_documented(tmp_path):
+    from click.testing import CliRunner
+    import train
+    runner = CliRunner()
+    r = runner.invoke(train.main, ['--outdir', str(tmp_path), '--data', str(tmp_path / 'missing.zip'), '--metrics=none'])
+    assert r.exit_code != 0 and 'Traceback' not in r.output and 'does not exist' in r.output
+    r = runner.invoke(train.main, ['--outdir', str(tmp_path), '--data', 'x.zip', '--metrics=nosuchmetric'])
+    assert r.exit_code != 0 and 'Unknown metric nosuchmetric' in r.output
+    r = runner.invoke(train.main, ['--help'], terminal_width=120)
+    doc = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'docs', 'train-help.txt')
+    for option in ('--outdir', '--gpus', '--batch-gpu', '--resume', '--model', '--sparse-interval', '--dry-run'):
+        assert option in r.output and option in open(doc).read()
+
+
+def test_presets_follow_nvidia_auto_formula():
+    from training.presets import resolve
+    spec = resolve('auto', 256, 1)
+    assert (spec.mb, spec.mbstd, spec.fmaps, spec.lrate, spec.ema, spec.map) == (16, 4, 0.5, 0.0025, 5, 2)
+    assert spec.gamma == pytest.approx(0.0002 * 256 ** 2 / 16)
+    spec = resolve('auto', 1024, 8)
+    assert (spec.mb, spec.mbstd, spec.fmaps, spec.lrate) == (32, 4, 1, 0.002)
+    assert resolve('paper256', 256, 8).gamma == 1 and resolve('cifar', 32, 2).pl == 0
+    with pytest.raises(ValueError, match='Unknown --cfg'):
+        resolve('huge', 256, 1)
