@@ -140,11 +140,11 @@ def read_results(path: str):
 _common = [
     click.option('--n',          help='Number of latents', type=click.IntRange(min=1), default=5, show_default=True),
     click.option('--m',          help='Observed dims (>= n) [default: n]', type=click.IntRange(min=1), default=None),
-    click.option('--alpha',      help='Weight of the decoder-Jacobian L1 (cg_vae, sparse_only)', type=click.FloatRange(min=0), default=0.01, show_default=True),
+    click.option('--alpha',      help='Weight of the decoder-Jacobian L1 (cg_vae, sparse_only)', type=click.FloatRange(min=0), default=1.0, show_default=True),
     click.option('--beta',       help='KL weight', type=click.FloatRange(min=0), default=1.0, show_default=True),
     click.option('--batch',      help='Minibatch size', type=click.IntRange(min=1), default=256, show_default=True),
     click.option('--lr',         help='Adam learning rate', type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True),
-    click.option('--layers',     help='Layers of the mixing MLP', type=click.IntRange(min=1), default=3, show_default=True),
+    click.option('--layers',     help='Layers of the mixing MLP', type=click.IntRange(min=1), default=2, show_default=True),
     click.option('--mean-mode',  help='Per-domain latent means', type=click.Choice(['uniform', 'zero']), default='uniform', show_default=True),
     click.option('--threads',    help='torch CPU threads', type=click.IntRange(min=1), default=2, show_default=True),
 ]

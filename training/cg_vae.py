@@ -19,7 +19,7 @@ from torch_utils import persistence
 # Model presets: name -> prior and default sparsity weight alpha.
 
 MODELS = {
-    'cg_vae':          dict(prior='flow',  alpha=None),  # alpha from the caller (default 0.01)
+    'cg_vae':          dict(prior='flow',  alpha=None),  # alpha from the caller (default 1.0)
     'cg_vae_nosparse': dict(prior='flow',  alpha=0.0),
     'ivae':            dict(prior='gauss', alpha=0.0),
     'beta_vae':        dict(prior='none',  alpha=0.0),
@@ -179,7 +179,7 @@ def train_synthetic_vae(
     model:       str   = 'cg_vae',      # Key of MODELS.
     num_domains: int   = None,          # K; None = u.max() + 1.
     z_dim:       int   = None,          # None = x.shape[1].
-    alpha:       float = 0.01,          # Sparsity weight for models that use it.
+    alpha:       float = 1.0,           # Sparsity weight for models that use it.
     beta:        float = 1.0,           # KL weight.
     steps:       int   = 3000,          # Adam steps.
     batch:       int   = 256,           # Minibatch size.
