@@ -5,12 +5,11 @@ L_s ~ || d img / d x_k ||_1 for active style columns k    (paper Eq. 9: L1 of th
 
 x is the normalised post-flow latent `G.mapping.latent(eps, u)`; img = G.synthesis(broadcast(MLP(x))).
 
-Scaling. `jacobian_sparsity_penalty` returns an estimate of the mean absolute entry of the Jacobian
-column J e_k (mean over batch, channels and pixels): with estimator='fd' it is
-mean |img(x + s*delta*e_k) - img(x)| / delta, with 'jvp' the exact mean |J e_k|. The released code
-adds lambda_imgsparse * mean |img' - img| without the division, i.e. lambda_imgsparse * delta * (our
-value); its defaults (lambda_imgsparse = 0.1, delta = 0.1) therefore equal a weight of 0.01 on our
-term. Dividing by delta makes the term an estimate of one quantity (the Jacobian) whatever delta is.
+Scaling. `jacobian_sparsity_penalty` returns delta * (mean absolute entry of the Jacobian column
+J e_k), mean over batch, channels and pixels: with estimator='fd' that is exactly the released
+estimator's mean |img(x + s*delta*e_k) - img(x)|, with 'jvp' it is delta * the exact mean |J e_k|.
+So `--lambda-imgsparse` means what it means in the paper and the released code: their defaults
+(lambda_imgsparse = 0.1, delta = 0.1) give the same strength here, and both estimators agree as delta -> 0.
 
 Fixed with respect to the released code (docs/method.md): the perturbed image really comes from the
 perturbed latent; both passes share the same ws after style mixing (one second eps with the same
@@ -102,7 +101,7 @@ def _jvp(fn, x, tangent):
 
 def jacobian_sparsity_penalty(G, z, c, *, delta=0.1, estimator='fd', num_columns=1, style_mixing_prob=0.9,
                               generator=None, noise_mode='const'):
-    """L_s: estimated mean |d img / d x_k| over `num_columns` random active style columns k.
+    """L_s: delta * estimated mean |d img / d x_k| over `num_columns` random active style columns k.
 
     G: a generator with `.mapping` (latent(z, c), mlp(x), num_ws, style_mask()) and `.synthesis(ws,
     noise_mode=...)`. Returns a scalar that backpropagates into mapping and synthesis; zero (still
@@ -111,8 +110,8 @@ def jacobian_sparsity_penalty(G, z, c, *, delta=0.1, estimator='fd', num_columns
     """
     if estimator not in ('fd', 'jvp'):
         raise ValueError(f'estimator must be "fd" or "jvp", got {estimator!r}')
-    if estimator == 'fd' and not delta > 0:
-        raise ValueError(f'delta must be > 0 for the finite-difference estimator, got {delta}')
+    if not delta > 0:
+        raise ValueError(f'delta must be > 0, got {delta}')
     if int(num_columns) < 1:
         raise ValueError(f'num_columns must be >= 1, got {num_columns}')
     x = G.mapping.latent(z, c)                                                          # computed once
@@ -129,7 +128,7 @@ def jacobian_sparsity_penalty(G, z, c, *, delta=0.1, estimator='fd', num_columns
             tangent = torch.zeros_like(x)
             tangent[:, k] = 1                                                           # e_k
             terms.append(_jvp(lambda xx: _render(G, xx, cutoff, w2, noise_mode), x, tangent).abs().mean())
-        return torch.stack(terms).mean()
+        return torch.stack(terms).mean() * delta                                        # same scale as 'fd' 
 
     shifted = []
     for k, s in zip(picks, signs):
@@ -146,7 +145,7 @@ def jacobian_sparsity_penalty(G, z, c, *, delta=0.1, estimator='fd', num_columns
     else:                                                                               # one batched pass
         out = _render(G, torch.cat([x] + shifted), cutoff, w2, noise_mode)
         img, imgs_k = out[:B], out[B:].reshape(len(shifted), *out[:B].shape)
-    return ((imgs_k - img.unsqueeze(0)).abs() / delta).mean()                           # ~ mean |J e_k|
+    return (imgs_k - img.unsqueeze(0)).abs().mean()                                     # ~ delta * mean |J e_k|
 
 #----------------------------------------------------------------------------
 
