@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: venv
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -q -p no:cacheprovider
 
 demo: venv
 	$(PY) dataset_tool.py --source=builtin:shapes --dest=$(DEMO)/shapes-32.zip --resolution=32 --max-images=10000 --seed=0 --overwrite
