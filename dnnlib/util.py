@@ -39,6 +39,17 @@ def construct_class_by_name(*args, class_name: str, **kwargs):
 
 #----------------------------------------------------------------------------
 
+def format_time(seconds: float) -> str:
+    """NVIDIA's human-readable duration: 42s, 3m 07s, 2h 05m 09s."""
+    s = int(round(seconds))
+    if s < 60:
+        return f'{s}s'
+    if s < 3600:
+        return f'{s // 60}m {s % 60:02d}s'
+    return f'{s // 3600}h {(s // 60) % 60:02d}m {s % 60:02d}s'
+
+#----------------------------------------------------------------------------
+
 def make_cache_dir_path(*paths: str) -> str:
     """Cache folder: $CGGAN_CACHE_DIR, else $XDG_CACHE_HOME/cggan, else ~/.cache/cggan."""
     root = os.environ.get('CGGAN_CACHE_DIR')

@@ -183,7 +183,7 @@ def calc_metric(metric, G, dataset_kwargs, num_gpus=1, rank=0, device=None, feat
         results          = dnnlib.EasyDict({metric_label(k, extractor.name): float(v) for k, v in results.items()}),
         metric           = metric_label(metric, extractor.name),
         total_time       = total_time,
-        total_time_str   = format_time(total_time),
+        total_time_str   = dnnlib.util.format_time(total_time),
         num_gpus         = num_gpus,
         mode             = mode if extractor.name == INCEPTION_NAME else extractor.resize_mode,
         reference        = reference,
@@ -212,7 +212,7 @@ def _calc_swap_metric(metric, spec, G, dataset_kwargs, device, start, num_gpus):
     results = {k: float(v) for k, v in results.items() if isinstance(v, (int, float, np.floating))}
     total_time = time.time() - start
     return dnnlib.EasyDict(results=dnnlib.EasyDict(results), metric=metric, total_time=total_time,
-                           total_time_str=format_time(total_time), num_gpus=num_gpus, mode=None,
+                           total_time_str=dnnlib.util.format_time(total_time), num_gpus=num_gpus, mode=None,
                            reference=dict(path=os.path.abspath(path) if path else None, hash=key[0] if path else None),
                            num_images=spec.num_gen * G.c_dim, num_reals=len(dataset), feature_extractor='swap-probe')
 

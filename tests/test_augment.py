@@ -12,13 +12,6 @@ from training.augment import (AUGPIPE_SPECS, AdaController, AugmentPipe, filter_
 
 #----------------------------------------------------------------------------
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    # Tiny convolutions on a busy 2-core machine are ~50x slower with two intra-op threads.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _images(n=2, c=3, h=16, w=16, dtype=torch.float32, seed=0):

@@ -9,13 +9,6 @@ from training import networks
 
 #----------------------------------------------------------------------------
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids thread hand-off stalls on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 #----------------------------------------------------------------------------
 

@@ -11,15 +11,6 @@ from torch_utils.ops import bias_act, conv2d_resample, fma, upfirdn2d
 
 #----------------------------------------------------------------------------
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids thread hand-off stalls on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-#----------------------------------------------------------------------------
 
 #----------------------------------------------------------------------------
 # Naive references.

@@ -13,16 +13,6 @@ from training.training_loop import TrainingError, training_loop
 
 #----------------------------------------------------------------------------
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny ops on a shared 2-core machine run far faster (and deterministically) on one thread."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-#----------------------------------------------------------------------------
-
 class TinyDataset:
     """NVIDIA Dataset API subset the training loop uses: (uint8 CHW image, one-hot label) items."""
 

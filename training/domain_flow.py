@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from torch_utils import persistence
-from training.networks import FullyConnectedLayer, normalize_2nd_moment
+from training.networks import FullyConnectedLayer, broadcast_and_truncate, normalize_2nd_moment
 
 #----------------------------------------------------------------------------
 # Dense sigmoid flow (Huang et al. 2018, NAF), as i-StyleGAN uses it: SELU inside, no final logit,
@@ -228,14 +228,7 @@ class DomainFlowMapping(torch.nn.Module):
         update = (self.training and not skip_w_avg_update) if update_emas is None else bool(update_emas)
         if update and self.w_avg_beta is not None and hasattr(self, 'w_avg'):
             self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
-        if self.num_ws is not None:
-            x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
-        if truncation_psi != 1:
-            if self.num_ws is None or truncation_cutoff is None:
-                x = self.w_avg.lerp(x, truncation_psi)
-            else:
-                x[:, :truncation_cutoff] = self.w_avg.lerp(x[:, :truncation_cutoff], truncation_psi)
-        return x
+        return broadcast_and_truncate(x, self.num_ws, getattr(self, 'w_avg', None), truncation_psi, truncation_cutoff)
 
     def extra_repr(self):
         return f'cond_mode={self.cond_mode}, z_dim={self.z_dim}, c_dim={self.c_dim}, i_dim={self.i_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}'

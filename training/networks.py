@@ -176,6 +176,20 @@ class Conv2dLayer(torch.nn.Module):
 
 #----------------------------------------------------------------------------
 
+def broadcast_and_truncate(w, num_ws, w_avg, truncation_psi=1, truncation_cutoff=None):
+    """[N, w_dim] -> [N, num_ws, w_dim] (unless num_ws is None), then the truncation trick
+    w' = w_avg + psi * (w - w_avg), optionally on the first `truncation_cutoff` ws only."""
+    if num_ws is not None:
+        w = w.unsqueeze(1).repeat([1, num_ws, 1])
+    if truncation_psi != 1:
+        if num_ws is None or truncation_cutoff is None:
+            w = w_avg.lerp(w, truncation_psi)
+        else:
+            w[:, :truncation_cutoff] = w_avg.lerp(w[:, :truncation_cutoff], truncation_psi)
+    return w
+
+#----------------------------------------------------------------------------
+
 @persistence.persistent_class
 class MappingNetwork(torch.nn.Module):
     def __init__(self,
@@ -233,17 +247,9 @@ class MappingNetwork(torch.nn.Module):
         if update and self.w_avg_beta is not None and self.num_ws is not None:
             self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
 
-        if self.num_ws is not None:
-            x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
-
-        # Truncation trick: w' = w_avg + psi * (w - w_avg), optionally on the first `cutoff` ws only.
         if truncation_psi != 1:
             assert self.w_avg_beta is not None, 'truncation needs a tracked w_avg (w_avg_beta is None)'
-            if self.num_ws is None or truncation_cutoff is None:
-                x = self.w_avg.lerp(x, truncation_psi)
-            else:
-                x[:, :truncation_cutoff] = self.w_avg.lerp(x[:, :truncation_cutoff], truncation_psi)
-        return x
+        return broadcast_and_truncate(x, self.num_ws, getattr(self, 'w_avg', None), truncation_psi, truncation_cutoff)
 
     def extra_repr(self):
         return f'z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}'
