@@ -6,7 +6,7 @@ import time
 import pytest
 import torch
 
-from tests.test_training_loop import assert_same_params, one_thread, tiny_kwargs  # noqa: F401 (fixture)
+from tests.test_training_loop import assert_same_params, tiny_kwargs
 from torch_utils import distributed
 from training.training_loop import training_loop
 

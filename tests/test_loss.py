@@ -4,7 +4,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.test_training_loop import one_thread  # noqa: F401 (fixture)
 from training.loss import StyleGAN2Loss
 
 #----------------------------------------------------------------------------

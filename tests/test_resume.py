@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import dnnlib
-from tests.test_training_loop import assert_same_params, one_thread, tiny_kwargs  # noqa: F401 (fixture)
+from tests.test_training_loop import assert_same_params, tiny_kwargs
 from training.training_loop import find_latest_snapshot, load_weights, training_loop
 
 #----------------------------------------------------------------------------
