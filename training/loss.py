@@ -66,6 +66,7 @@ class StyleGAN2Loss:
         self._map_kwargs_no_update, self._map_kwargs_update = _no_ema_update_kwargs(G.mapping)
         self.nonfinite = dict()         # phase -> bool tensor: some loss of that phase was NaN/Inf
         self.real_sign_hook = None      # callable(sign tensor) fed with sign(D(real)) for ADA
+        self.fast = None                # compiled mapping / synthesis / D for single-backward passes (training.fast_path.apply_to_loss)
 
     #------------------------------------------------------------------------
 
@@ -77,23 +78,25 @@ class StyleGAN2Loss:
 
     #------------------------------------------------------------------------
 
-    def run_G(self, z, c, update_emas=False):
+    def run_G(self, z, c, update_emas=False, fast=False):
+        """fast: may use the compiled forwards (never for passes that need double backward)."""
+        mapping, synthesis = (self.fast.mapping, self.fast.synthesis) if fast and self.fast else (self.G.mapping, self.G.synthesis)
         map_kwargs = self._map_kwargs_update if update_emas else self._map_kwargs_no_update
-        ws = self.G.mapping(z, c, **map_kwargs)
+        ws = mapping(z, c, **map_kwargs)
         if self.style_mixing_prob > 0:  # StyleGAN2 style mixing: a second latent (same domain label) from a random layer on
             with torch.autograd.profiler.record_function('style_mixing'):
                 cutoff = torch.empty([], dtype=torch.int64, device=ws.device).random_(1, ws.shape[1])
                 cutoff = torch.where(torch.rand([], device=ws.device) < self.style_mixing_prob, cutoff, torch.full_like(cutoff, ws.shape[1]))
-                ws2 = self.G.mapping(torch.randn_like(z), c, **self._map_kwargs_no_update)
+                ws2 = mapping(torch.randn_like(z), c, **self._map_kwargs_no_update)
                 layer = torch.arange(ws.shape[1], device=ws.device)[None, :, None]
                 ws = torch.where(layer < cutoff, ws, ws2)
-        img = self.G.synthesis(ws)
+        img = synthesis(ws)
         return img, ws
 
-    def run_D(self, img, c):
+    def run_D(self, img, c, fast=False):
         if self.augment_pipe is not None:
             img = self.augment_pipe(img)
-        return self.D(img, c)
+        return (self.fast.D if fast and self.fast else self.D)(img, c)
 
     def _check(self, phase, loss):
         bad = ~torch.isfinite(loss.detach()).all()
@@ -112,8 +115,8 @@ class StyleGAN2Loss:
         # Gmain: maximise D(G(z)), non-saturating logistic loss softplus(-D(G(z))).
         if do_Gmain:
             with torch.autograd.profiler.record_function('Gmain_forward'):
-                gen_img, _gen_ws = self.run_G(gen_z, gen_c)
-                gen_logits = self.run_D(gen_img, gen_c)
+                gen_img, _gen_ws = self.run_G(gen_z, gen_c, fast=True)
+                gen_logits = self.run_D(gen_img, gen_c, fast=True)
                 training_stats.report('Loss/scores/fake', gen_logits)
                 training_stats.report('Loss/signs/fake', gen_logits.sign())
                 loss_Gmain = F.softplus(-gen_logits).mean()
@@ -154,8 +157,8 @@ class StyleGAN2Loss:
         # Dmain: minimise D(G(z)), softplus(D(G(z))).
         if do_Dmain:
             with torch.autograd.profiler.record_function('Dgen_forward'):
-                gen_img, _gen_ws = self.run_G(gen_z, gen_c, update_emas=True)
-                gen_logits = self.run_D(gen_img, gen_c)
+                gen_img, _gen_ws = self.run_G(gen_z, gen_c, update_emas=True, fast=True)
+                gen_logits = self.run_D(gen_img, gen_c, fast=True)
                 training_stats.report('Loss/scores/fake', gen_logits)
                 training_stats.report('Loss/signs/fake', gen_logits.sign())
                 loss_Dgen = F.softplus(gen_logits).mean()
@@ -168,7 +171,7 @@ class StyleGAN2Loss:
             name = 'Dreal_Dr1' if do_Dmain and do_Dr1 else 'Dreal' if do_Dmain else 'Dr1'
             with torch.autograd.profiler.record_function(name + '_forward'):
                 real_img_tmp = real_img.detach().requires_grad_(do_Dr1)
-                real_logits = self.run_D(real_img_tmp, real_c)
+                real_logits = self.run_D(real_img_tmp, real_c, fast=not do_Dr1)  # R1 needs double backward: eager
                 training_stats.report('Loss/scores/real', real_logits)
                 training_stats.report('Loss/signs/real', real_logits.sign())
                 if self.real_sign_hook is not None:

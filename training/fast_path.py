@@ -1,0 +1,255 @@
+"""The GPU fast path of the training step and of sampling: torch.compile, channels-last, TF32.
+
+The reference PyTorch path stays the judge. What the fast path may change is only how the mainline
+forward passes run (G mapping, G synthesis and D in Gmain and Dmain); the lazy regularisers R1 (Dreg)
+and path length (Greg) need double backward, which compiled graphs do not support, so they run eager.
+Random numbers: Inductor is told to call the eager random ops (`fallback_random`), so a compiled
+forward draws the same noise as the reference one from the same seed.
+
+Every compiled callable checks itself on first use (compiled vs eager output from the same RNG state,
+module buffers restored) and falls back to eager, after one warning line, when the check fails or the
+compiled call raises. On CPU the fast path is off unless asked for (compiling there is slow).
+
+    cfg = resolve_fast('auto', device)          # FastPathConfig; off on CPU
+    apply_to_loss(loss, cfg)                    # Gmain / Dmain forwards of the loss use compiled callables
+    G_fast = compile_module(G_ema, cfg, 'G')    # sampling
+"""
+import dataclasses
+import math
+import warnings
+
+import torch
+
+#----------------------------------------------------------------------------
+
+COMPILE_MODES = ('none', 'default', 'reduce-overhead', 'max-autotune-no-cudagraphs', 'max-autotune')
+AUTO_COMPILE_MODE = 'default'   # what --fast=auto compiles with on CUDA (chosen by tools/gpu_check.py timings)
+FAST_CHOICES = ('auto', 'off') + COMPILE_MODES[1:]
+
+@dataclasses.dataclass
+class FastPathConfig:
+    compile:        str   = 'none'      # torch.compile mode, or 'none' (eager).
+    backend:        str   = 'inductor'  # torch.compile backend ('aot_eager' checks the plumbing cheaply).
+    channels_last:  bool  = False       # channels-last activations and weights in the fp16 blocks (as NVIDIA's fp16_channels_last).
+    self_check:     bool  = True        # Compare compiled vs eager on first use; fall back to eager on mismatch.
+    rtol:           float = 2e-2        # Self-check: max|fast - ref| <= rtol * max|ref| + atol.
+    atol:           float = 1e-4
+
+    @property
+    def enabled(self):
+        return self.compile != 'none' or self.channels_last
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+#----------------------------------------------------------------------------
+
+def resolve_fast(fast, device):
+    """--fast value -> FastPathConfig. 'auto': compile (AUTO_COMPILE_MODE) + channels-last on CUDA only,
+    off elsewhere; 'off': the reference path; a compile mode: that mode (+ channels-last on CUDA)."""
+    device = torch.device(device)
+    if isinstance(fast, FastPathConfig):
+        return fast
+    if isinstance(fast, dict):
+        return FastPathConfig(**fast)
+    if fast not in FAST_CHOICES:
+        raise ValueError(f'fast must be one of {", ".join(FAST_CHOICES)}, got {fast!r}')
+    cuda = device.type == 'cuda'
+    if fast == 'off' or (fast == 'auto' and not cuda):
+        return FastPathConfig()
+    mode = AUTO_COMPILE_MODE if fast == 'auto' else fast
+    return FastPathConfig(compile=mode, channels_last=cuda)
+
+#----------------------------------------------------------------------------
+
+def _warn(msg):
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+
+def _rng_state(device):
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state(device) if device is not None and device.type == 'cuda' else None
+    return cpu, cuda
+
+
+def _set_rng_state(state, device):
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
+def _tensors(x):
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, (tuple, list)):
+        return [t for item in x for t in _tensors(item)]
+    if isinstance(x, dict):
+        return [t for item in x.values() for t in _tensors(item)]
+    return []
+
+
+def compare_outputs(fast, ref, rtol, atol):
+    """(ok, worst relative error, reason) for two outputs of the same callable."""
+    fast, ref = _tensors(fast), _tensors(ref)
+    if len(fast) != len(ref):
+        return False, math.inf, f'{len(fast)} outputs instead of {len(ref)}'
+    worst = 0.0
+    for a, b in zip(fast, ref):
+        if a.shape != b.shape:
+            return False, math.inf, f'shape {list(a.shape)} instead of {list(b.shape)}'
+        a, b = a.detach().float(), b.detach().float()
+        if not torch.equal(torch.isfinite(a), torch.isfinite(b)):
+            return False, math.inf, 'non-finite values where the reference has none'
+        fin = torch.isfinite(b)
+        scale = float(b[fin].abs().max()) if fin.any() else 0.0
+        err = float((a[fin] - b[fin]).abs().max()) if fin.any() else 0.0
+        worst = max(worst, err / max(scale, 1e-12))
+        if err > rtol * scale + atol:
+            return False, worst, f'max abs diff {err:.3g} at output scale {scale:.3g}'
+    return True, worst, ''
+
+#----------------------------------------------------------------------------
+
+class CheckedCallable:
+    """A compiled callable with its eager twin: each new call signature (grad mode, which inputs and
+    parameters need grad, shapes, keywords) is first checked against eager; after a failure, eager only.
+
+    `module` (optional) is the nn.Module whose parameters and buffers the call uses; the self-check
+    restores its buffers (e.g. w_avg) so that the real call sees the state it would have seen without it.
+    A compiled call that raises is re-run eager from the same RNG state.
+    """
+    def __init__(self, name, eager, compiled, module=None, config=None):
+        self.name = name
+        self.eager = eager
+        self.compiled = compiled
+        self.module = module
+        self.config = config if config is not None else FastPathConfig()
+        self.failed = None          # reason string once fallen back to eager
+        self.checked = set()        # call signatures already checked
+        self.check_error = 0.0      # worst relative error seen by the self-checks
+
+    def _signature(self, args, kwargs):
+        tensors = _tensors(list(args))
+        params = any(p.requires_grad for p in self.module.parameters()) if self.module is not None else None
+        return (torch.is_grad_enabled(), params, tuple((tuple(t.shape), t.dtype, t.requires_grad) for t in tensors),
+                tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
+
+    def _fail(self, reason):
+        self.failed = reason
+        _warn(f'fast path: {self.name} falls back to the reference path ({reason}).')
+
+    def _self_check(self, args, kwargs, device):
+        rng = _rng_state(device)
+        buffers = [(b, b.detach().clone()) for b in self.module.buffers()] if self.module is not None else []
+        ref = [t.detach().clone() for t in _tensors(self.eager(*args, **kwargs))]
+        _set_rng_state(rng, device)
+        for b, saved in buffers:
+            b.copy_(saved)
+        out = [t.detach().clone() for t in _tensors(self.compiled(*args, **kwargs))]
+        _set_rng_state(rng, device)
+        for b, saved in buffers:
+            b.copy_(saved)
+        ok, worst, reason = compare_outputs(out, ref, self.config.rtol, self.config.atol)
+        self.check_error = max(self.check_error, worst)
+        return ok, reason
+
+    def __call__(self, *args, **kwargs):
+        if self.failed is not None:
+            return self.eager(*args, **kwargs)
+        device = next((t.device for t in _tensors(list(args))), None)
+        rng = _rng_state(device)
+        try:
+            if self.config.self_check:
+                sig = self._signature(args, kwargs)
+                if sig not in self.checked:
+                    ok, reason = self._self_check(args, kwargs, device)
+                    self.checked.add(sig)
+                    if not ok:
+                        self._fail(f'self-check failed: {reason}')
+                        return self.eager(*args, **kwargs)
+            return self.compiled(*args, **kwargs)
+        except Exception as e: # pylint: disable=broad-except
+            _set_rng_state(rng, device)
+            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else 'no message'
+            self._fail(f'{type(e).__name__}: {msg}')
+            return self.eager(*args, **kwargs)
+
+#----------------------------------------------------------------------------
+
+def _configure_inductor():
+    """Same random numbers as eager (Inductor calls the eager random ops)."""
+    try:
+        import torch._inductor.config as inductor_config # pylint: disable=import-outside-toplevel
+        inductor_config.fallback_random = True
+    except Exception: # pylint: disable=broad-except
+        pass
+
+
+def compile_callable(fn, config, name, module=None):
+    """`fn` wrapped per `config`: a CheckedCallable around torch.compile(fn), or `fn` itself when off."""
+    if config.compile == 'none':
+        return fn
+    try:
+        _configure_inductor()
+        kwargs = dict(backend=config.backend)
+        if config.backend == 'inductor' and config.compile != 'default':
+            kwargs['mode'] = config.compile
+        compiled = torch.compile(fn, **kwargs)
+    except Exception as e: # pylint: disable=broad-except
+        _warn(f'fast path: cannot compile {name}, using the reference path ({type(e).__name__}: {e}).')
+        return fn
+    return CheckedCallable(name, fn, compiled, module=module, config=config)
+
+
+def compile_module(module, config, name):
+    """A callable running `module.forward` per `config` (parameters shared with `module`)."""
+    return compile_callable(module, config, name, module=module)
+
+#----------------------------------------------------------------------------
+
+def set_channels_last(module, enable=True):
+    """channels-last for the blocks that compute in fp16 (their activations and 4-D weights), as
+    NVIDIA's fp16_channels_last; blocks in float32 keep NCHW. Values are unchanged."""
+    fmt = torch.channels_last if enable else torch.contiguous_format
+    for m in module.modules():
+        if getattr(m, 'use_fp16', False) and hasattr(m, 'channels_last'):
+            m.channels_last = bool(enable)
+            for p in m.parameters():
+                if p.ndim == 4:
+                    p.data = p.data.contiguous(memory_format=fmt)
+    return module
+
+#----------------------------------------------------------------------------
+
+def apply_to_loss(loss, config):
+    """Give `loss` (training.loss.StyleGAN2Loss) fast mainline forwards per `config`; returns the config.
+    R1 and path-length phases keep using the eager modules (double backward)."""
+    config = resolve_fast(config, loss.device)
+    loss.fast = None
+    if not config.enabled:
+        return config
+    if config.channels_last:
+        set_channels_last(loss.G, True)
+        set_channels_last(loss.D, True)
+    if config.compile != 'none':
+        from dnnlib import EasyDict # pylint: disable=import-outside-toplevel
+        loss.fast = EasyDict(
+            mapping=compile_module(loss.G.mapping, config, 'G.mapping'),
+            synthesis=compile_module(loss.G.synthesis, config, 'G.synthesis'),
+            D=compile_module(loss.D, config, 'D'),
+        )
+    return config
+
+
+def fast_path_report(loss):
+    """{name: 'ok (...)' | 'fallback: reason'} for the loss' compiled callables."""
+    fast = getattr(loss, 'fast', None)
+    if not fast:
+        return {}
+    out = {}
+    for key, fn in fast.items():
+        if isinstance(fn, CheckedCallable):
+            out[key] = f'fallback: {fn.failed}' if fn.failed else f'ok ({len(fn.checked)} checked, worst rel. err {fn.check_error:.2g})'
+    return out
+
+#----------------------------------------------------------------------------
