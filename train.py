@@ -205,6 +205,7 @@ def build_config(opts):
     c.ema_rampup = spec.ramp
     c.metrics = parse_comma_separated_list(opts.metrics)
     c.use_cuda = use_cuda
+    c.fast = opts.fast
     if c.batch_size % max(num_gpus, 1) != 0:
         raise UserError(f'--batch={c.batch_size} must be a multiple of the number of GPUs ({num_gpus}).')
     if c.batch_gpu < 1 or c.batch_size % (c.batch_gpu * num_gpus) != 0:
@@ -262,7 +263,7 @@ def resolve_resume(resume, outdir, c):
             raise UserError(f'The snapshot was trained with --batch={stored.batch_size}; exact resume needs the same batch, pass --batch={stored.batch_size}.')
         # Exact resume: the stored run options win, except for the schedule and the machine.
         keep = ('total_kimg', 'kimg_per_tick', 'image_snapshot_ticks', 'network_snapshot_ticks', 'metrics', 'num_gpus', 'batch_gpu',
-                'data_loader_kwargs', 'use_cuda')
+                'data_loader_kwargs', 'use_cuda', 'fast')
         out = {k: v for k, v in stored.items() if k not in keep and k not in ('options', 'run_dir', 'resume_snapshot', 'resume_pkl')}
         out = json.loads(json.dumps(out), object_hook=dnnlib.EasyDict)
         out.update({k: c[k] for k in keep if k in c})
@@ -320,6 +321,7 @@ def resolve_resume(resume, outdir, c):
 @click.option('--snap',             help='How often to save snapshots', metavar='TICKS',                  type=click.IntRange(min=1), default=50, show_default=True)
 @click.option('--seed',             help='Random seed', metavar='INT',                                    type=click.IntRange(min=0), default=0, show_default=True)
 @click.option('--fp32',             help='Disable mixed-precision', metavar='BOOL',                       type=bool, default=False, show_default=True)
+@click.option('--fast',             help='GPU fast path: auto (CUDA only), off, or a torch.compile mode',  type=click.Choice(['auto', 'off', 'default', 'reduce-overhead', 'max-autotune-no-cudagraphs', 'max-autotune']), default='off', show_default=True)
 @click.option('--workers',          help='DataLoader worker processes [default: 3 on GPU, 0 on CPU]', metavar='INT', type=click.IntRange(min=0))
 @click.option('-n', '--dry-run',    help='Print training options and exit',                               is_flag=True)
 def main(**kwargs):

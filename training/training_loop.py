@@ -184,6 +184,7 @@ def training_loop(
     options                 = None,     # The run's options (saved in snapshots for exact resume).
     cudnn_benchmark         = True,     # Enable torch.backends.cudnn.benchmark?
     allow_tf32              = True,     # Allow TF32 matmul/convolutions on CUDA?
+    fast                    = 'off',    # GPU fast path: 'auto' (CUDA only), 'off' or a torch.compile mode, see training.fast_path.
     max_steps               = None,     # Stop after this many steps of this process (tests), None = run to total_kimg.
     progress_fn             = None,     # Callback(cur_nimg, total_nimg) each step.
     log_fn                  = print,    # Where the progress lines go (rank 0 only).
@@ -264,6 +265,10 @@ def training_loop(
     loss = dnnlib.util.construct_class_by_name(device=device, G=G, D=D, augment_pipe=augment_pipe, **loss_kwargs)
     if ada is not None:
         loss.real_sign_hook = ada.accumulate
+    from training import fast_path
+    fast_config = fast_path.apply_to_loss(loss, fast)
+    if fast_config.enabled:
+        log(f'Fast path: compile={fast_config.compile}, channels_last={fast_config.channels_last} (R1/path length stay eager).')
     phases = []
     for name, module, opt_kwargs, reg_interval in [('G', G, G_opt_kwargs, G_reg_interval), ('D', D, D_opt_kwargs, D_reg_interval)]:
         if reg_interval is None:
