@@ -272,6 +272,14 @@ def resolve_resume(resume, outdir, c):
         return out
     if not (os.path.isfile(resume) or '://' in resume):
         raise UserError(f'--resume file "{resume}" does not exist; check the path.')
+    import legacy  # transfer: read the file now, so a wrong or unsafe file is one sentence here, not a worker traceback
+    from torch_utils.safe_pickle import UnsafePickleError
+    try:
+        nets = legacy.load_network(resume)
+    except (legacy.LegacyError, UnsafePickleError, OSError, ValueError) as e:
+        raise UserError(f'Cannot resume from "{resume}": {e}') from None
+    if nets.get('G') is None and nets.get('G_ema') is None:
+        raise UserError(f'Cannot resume from "{resume}": it holds no generator (G or G_ema).')
     return dict(resume_pkl=resume)
 
 #----------------------------------------------------------------------------

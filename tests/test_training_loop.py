@@ -193,3 +193,17 @@ def test_presets_follow_nvidia_auto_formula():
     assert resolve('paper256', 256, 8).gamma == 1 and resolve('cifar', 32, 2).pl == 0
     with pytest.raises(ValueError, match='Unknown --cfg'):
         resolve('huge', 256, 1)
+
+
+def test_cli_resume_from_a_wrong_kind_of_file_is_one_sentence(tmp_path):
+    from click.testing import CliRunner
+    import dataset_tool
+    import train
+    data = tmp_path / 'shapes.zip'
+    dataset_tool.convert_dataset('builtin:shapes', str(data), resolution=16, max_images=16, progress=False)
+    (tmp_path / 'notes.pkl').write_text('not a pickle')
+    for bad, sentence in [(data, 'not a network snapshot (a dataset?)'), (tmp_path / 'notes.pkl', 'is a text file')]:
+        r = CliRunner().invoke(train.main, ['--outdir', str(tmp_path / 'runs'), '--data', str(data), '--cfg=tiny', '--kimg=1',
+                                            '--metrics=none', '--resume', str(bad)])
+        assert r.exit_code != 0 and 'Traceback' not in r.output and sentence in r.output, r.output
+        assert not (tmp_path / 'runs').exists() or not any((tmp_path / 'runs').iterdir())   # nothing written
