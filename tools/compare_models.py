@@ -1,0 +1,388 @@
+"""Compare StyleGAN2-ADA (concat conditioning), i-StyleGAN and CG-GAN trained the same way.
+
+  python tools/compare_models.py --data=/tmp/cmp/shapes-32.zip --kimg=40 --outdir=/tmp/cmp/out --seed=0
+  python tools/compare_models.py --data=/tmp/cmp/shapes-32.zip --outdir=/tmp/cmp/out \
+      --network=stylegan2-ada=runs/a/network-snapshot-000040.pt --network=cg-gan=runs/b/network-snapshot-000040.pt
+
+Either trains each model with train.py's `tiny` preset (same --seed, so the same reals order, latents
+and labels in every run; one torch thread per run) or takes existing snapshots, then measures the final
+G_ema of each and writes <outdir>/results.json and <outdir>/results.md.
+
+Measures (all on G_ema with constant noise, no truncation, no style mixing):
+  active dims       style dims with importance r > 0.1, for G and G_ema (the baseline has no mask).
+  Jacobian columns  J e_k = d img / d x_k, x the latent that enters the z -> w MLP (the same x that
+                    L_s perturbs), for N eps in every domain.
+                    Style columns = the active style dims; content columns = every other z dim. The
+                    baseline has no mask: its "style" columns are the first i_dim dims and its content
+                    columns the rest (same indices as the flow models; the names mean nothing there).
+                    Exact forward-mode products (torch.func.jvp), float32 (synthesis runs in float32).
+    l1              mean |J_ik| over the pixels i (paper Eq. 9 up to the constant number of pixels).
+                    NOT scale-free: a generator that makes every image change smaller lowers it.
+    l1/l2           ||J e_k||_1 / (sqrt(n) ||J e_k||_2) in [1/sqrt(n), 1]: the scale-free L1; 1 = the
+                    change is spread evenly over all n pixel values, small = concentrated (sparse).
+    hoyer           (sqrt(n) - ||.||_1/||.||_2) / (sqrt(n) - 1) in [0, 1] (Hoyer 2004), 1 = one non-zero.
+    small           fraction of entries with |J_ik| < tau * max_i |J_ik| (tau = --tau), scale-free.
+    style/content   mean l1 of the style columns / mean l1 of the content columns (scale-free share).
+  swap metrics      metrics/swap.py (the swap1k metric): probe-judged domain accuracy and content kappa.
+  s/kimg            median Timing/sec_per_kimg of the run's ticks after tick 0 (stats.jsonl), and with
+                    --bench the uncontended training.bench figure (one thread).
+"""
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+
+import click
+import numpy as np
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+import dnnlib # noqa: E402
+
+MODELS = ('stylegan2-ada', 'istylegan', 'cg-gan')
+
+class UserError(Exception):
+    pass
+
+#----------------------------------------------------------------------------
+# Training.
+
+def train_command(model, data, kimg, seed, outdir, python=sys.executable):
+    """argv of one tiny-preset training run (metrics off: they are measured here afterwards)."""
+    return [python, os.path.join(REPO, 'train.py'), f'--outdir={outdir}', f'--data={data}', '--cfg=tiny', f'--model={model}',
+            f'--kimg={kimg:g}', f'--seed={seed}', '--metrics=none', '--snap=5']
+
+
+def find_run_dir(outdir):
+    """Newest run folder (NNNNN-...) under outdir holding a training_options.json."""
+    runs = sorted(d for d in os.listdir(outdir) if re.match(r'^\d{5}-', d) and os.path.isfile(os.path.join(outdir, d, 'training_options.json'))) if os.path.isdir(outdir) else []
+    if not runs:
+        raise UserError(f'no training run found under "{outdir}"; see its log file for the error.')
+    return os.path.join(outdir, runs[-1])
+
+
+def final_snapshot(run_dir):
+    snaps = sorted(f for f in os.listdir(run_dir) if re.match(r'^network-snapshot-\d+\.pt$', f))
+    if not snaps:
+        raise UserError(f'run "{run_dir}" wrote no network-snapshot-*.pt; it may have failed, see its log.txt.')
+    return os.path.join(run_dir, snaps[-1])
+
+
+def train_models(models, data, kimg, seed, outdir, parallel):
+    """Train every model with the tiny preset (OMP/MKL threads = 1 each); returns {model: snapshot path}."""
+    from tqdm import tqdm
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    procs = {}
+    for model in tqdm(models, desc='training', disable=parallel):
+        sub = os.path.join(outdir, 'runs', model)
+        os.makedirs(sub, exist_ok=True)
+        logf = open(os.path.join(outdir, 'runs', f'{model}.out'), 'w')
+        procs[model] = (subprocess.Popen(train_command(model, data, kimg, seed, sub), cwd=REPO, env=env, stdout=logf, stderr=subprocess.STDOUT), logf)
+        if not parallel:
+            procs[model][0].wait()
+    for model, (p, logf) in procs.items():
+        p.wait()
+        logf.close()
+        if p.returncode != 0:
+            raise UserError(f'training {model} failed (exit code {p.returncode}); see {os.path.join(outdir, "runs", model + ".out")}.')
+    return {m: final_snapshot(find_run_dir(os.path.join(outdir, 'runs', m))) for m in models}
+
+#----------------------------------------------------------------------------
+# Generator access: x = latent(z, c) and ws = broadcast(mlp(x)) for both mapping classes.
+
+def latent_fn(mapping):
+    """x = the input of the z -> w MLP. DomainFlowMapping has it; NVIDIA's MappingNetwork concatenates
+    normalize(z) and normalize(embed(c)) (the first z_dim columns of x are the normalised z)."""
+    if hasattr(mapping, 'latent'):
+        return mapping.latent
+    from training.networks import normalize_2nd_moment
+    def latent(z, c):
+        x = normalize_2nd_moment(z.to(torch.float32))
+        if mapping.c_dim > 0:
+            x = torch.cat([x, normalize_2nd_moment(mapping.embed(c.to(x.dtype)))], dim=1)
+        return x
+    return latent
+
+
+def mlp_fn(mapping):
+    if hasattr(mapping, 'mlp'):
+        return mapping.mlp
+    def mlp(x):
+        for idx in range(mapping.num_layers):
+            x = getattr(mapping, f'fc{idx}')(x)
+        return x
+    return mlp
+
+
+def render(G, x):
+    """x -> image: MLP, broadcast to all ws, synthesis with constant noise."""
+    w = mlp_fn(G.mapping)(x)
+    ws = w.unsqueeze(1).repeat([1, G.mapping.num_ws, 1])
+    return G.synthesis(ws, noise_mode='const', force_fp32=True)
+
+
+def column_split(G, i_dim=None):
+    """(style columns, content columns, note). Flow models: active style dims vs every other z dim.
+    Baseline: first i_dim dims vs the rest (no mask; same indices as the flow models)."""
+    m = G.mapping
+    z_dim = G.z_dim
+    if getattr(m, 'has_importance', False):
+        style = [int(k) for k in torch.nonzero(m.style_mask()).flatten()]
+        note = f'style = the {len(style)} active style dims (r > {m.mask_threshold:g}) of {m.i_dim} candidates; content = the other {z_dim - len(style)} z dims'
+    else:
+        i_dim = i_dim if i_dim is not None else z_dim // 2
+        style = list(range(i_dim))
+        note = f'no mask (concat conditioning): "style" = z dims 0..{i_dim - 1} (same indices as the flow models), content = the other {z_dim - i_dim}'
+    content = [k for k in range(z_dim) if k not in set(style)]
+    return style, content, note
+
+
+def active_dims(G):
+    m = G.mapping
+    return int(m.num_active()) if hasattr(m, 'num_active') and getattr(m, 'has_importance', False) else None
+
+#----------------------------------------------------------------------------
+# Jacobian columns and their sparsity.
+
+def jacobian_columns(G, z, c, columns, chunk=256):
+    """J e_k = d img / d x_k for k in columns, exact forward-mode products (float32): [len(columns), B, C*H*W]."""
+    from training.cg_regularizers import _jvp # torch.func.jvp, else the double-backward trick
+    with torch.no_grad():
+        x = latent_fn(G.mapping)(z, c).to(torch.float32)
+    B = x.shape[0]
+    xs, ts = [], []
+    for k in columns:
+        t = torch.zeros_like(x)
+        t[:, k] = 1                                                                       # e_k
+        xs.append(x)
+        ts.append(t)
+    if not xs:
+        return torch.zeros([0, B, 0])
+    xs, ts = torch.cat(xs), torch.cat(ts)
+    out = []
+    for i in range(0, len(xs), chunk):
+        with torch.enable_grad():
+            out.append(_jvp(lambda xx: render(G, xx), xs[i:i + chunk], ts[i:i + chunk]).detach().reshape(min(chunk, len(xs) - i), -1))
+    return torch.cat(out).reshape(len(columns), B, -1)                                   # J e_k
+
+
+def column_sparsity(J, tau=0.05):
+    """Per-column statistics of J [cols, B, n], each averaged over the B samples -> dict of [cols] arrays."""
+    n = J.shape[-1]
+    a = J.abs()
+    l1 = a.mean(-1)                                                                       # mean |J_ik|
+    l2 = a.square().mean(-1).sqrt()                                                       # rms
+    ratio = l1 / l2.clamp(min=1e-30)                                                      # ||.||_1 / (sqrt(n) ||.||_2)
+    hoyer = (math.sqrt(n) - ratio * math.sqrt(n)) / (math.sqrt(n) - 1)                    # Hoyer (2004)
+    small = (a < tau * a.amax(-1, keepdim=True)).to(J.dtype).mean(-1)
+    return {k: v.mean(1).cpu().numpy() for k, v in dict(l1=l1, l1_l2=ratio, hoyer=hoyer, small=small).items()}
+
+
+def measure_generator(G, num_latents=32, seed=0, tau=0.05, i_dim=None):
+    """All Jacobian numbers of one generator: N eps rendered in every domain (same eps across domains)."""
+    G = _eval_copy(G)
+    K = max(int(G.c_dim), 1)
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn([num_latents, G.z_dim], generator=gen).repeat_interleave(K, dim=0)
+    c = torch.eye(K).repeat(num_latents, 1) if G.c_dim > 0 else torch.zeros([len(z), 0])
+    style, content, note = column_split(G, i_dim)
+    out = dict(columns_note=note, style_columns=style, content_columns=content, num_latents=num_latents, num_domains=K, tau=tau, estimator='jvp')
+    per = column_sparsity(jacobian_columns(G, z, c, style + content), tau=tau)
+    ns = len(style)
+    for group, sl in (('style', slice(0, ns)), ('content', slice(ns, None))):
+        for key, arr in per.items():
+            vals = arr[sl]
+            out[f'{group}_{key}'] = float(np.mean(vals)) if len(vals) else float('nan')
+            out[f'{group}_{key}_per_column'] = [float(v) for v in vals]
+    out['style_content_l1_ratio'] = out['style_l1'] / out['content_l1'] if out['content_l1'] > 0 else float('nan')
+    return out
+
+
+def _eval_copy(G):
+    import copy
+    return copy.deepcopy(G).eval().requires_grad_(False).cpu()
+
+#----------------------------------------------------------------------------
+# Run logs.
+
+def run_stats(run_dir):
+    """s/kimg (median over ticks after tick 0), L_s applications and values, active-dim trajectory."""
+    path = os.path.join(run_dir, 'stats.jsonl') if run_dir else None
+    if not path or not os.path.isfile(path):
+        return {}
+    ticks = [json.loads(line) for line in open(path) if line.strip()]
+    spk = [t['Timing/sec_per_kimg']['mean'] for t in ticks[1:] if 'Timing/sec_per_kimg' in t]
+    ls = [t['Loss/G/imgsparse'] for t in ticks if 'Loss/G/imgsparse' in t]
+    act = [t['Progress/active_dims']['mean'] for t in ticks if 'Progress/active_dims' in t]
+    out = dict(sec_per_kimg=float(np.median(spk)) if spk else float('nan'), ticks=len(ticks),
+               kimg=float(ticks[-1]['Progress/kimg']['mean']) if ticks and 'Progress/kimg' in ticks[-1] else float('nan'))
+    if ls:
+        n = sum(t['num'] for t in ls)
+        out['ls_applications'] = int(n)
+        out['ls_mean'] = float(sum(t['num'] * t['mean'] for t in ls) / n)
+        out['ls_last_tick'] = float(ls[-1]['mean'])
+    if act:
+        out['active_dims_per_tick'] = [int(a) for a in act]
+    opts = os.path.join(run_dir, 'training_options.json')
+    if os.path.isfile(opts):
+        o = json.load(open(opts))
+        lk = o.get('loss_kwargs', {})
+        out['options'] = dict(seed=o.get('random_seed'), batch=o.get('batch_size'), total_kimg=o.get('total_kimg'),
+                              lambda_sparse=lk.get('lambda_sparse', 0), lambda_imgsparse=lk.get('lambda_imgsparse', 0),
+                              sparse_interval=lk.get('sparse_interval', 1), imgsparse_kwargs=lk.get('imgsparse_kwargs', {}))
+    return out
+
+
+def bench(model, res, domains):
+    """Uncontended s/kimg from training.bench (tiny preset, one thread)."""
+    cmd = [sys.executable, '-m', 'training.bench', '--cfg=tiny', f'--res={res}', f'--model={model}', f'--domains={domains}', '--threads=1']
+    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    if p.returncode != 0:
+        return dict(error=(p.stderr.strip().splitlines() or ['?'])[-1])
+    return json.loads(p.stdout)['sec_per_kimg']
+
+#----------------------------------------------------------------------------
+# Report.
+
+COLUMNS = [
+    ('active style dims G / G_ema', lambda r: '-' if r.get('active_G') is None else f"{r['active_G']} / {r['active_G_ema']}"),
+    ('style L1 (raw)',              lambda r: f"{r['style_l1']:.4g}"),
+    ('content L1 (raw)',            lambda r: f"{r['content_l1']:.4g}"),
+    ('style/content L1',            lambda r: f"{r['style_content_l1_ratio']:.3f}"),
+    ('style L1/L2',                 lambda r: f"{r['style_l1_l2']:.4f}"),
+    ('content L1/L2',               lambda r: f"{r['content_l1_l2']:.4f}"),
+    ('style small frac',            lambda r: f"{r['style_small']:.3f}"),
+    ('content small frac',          lambda r: f"{r['content_small']:.3f}"),
+    ('style Hoyer',                 lambda r: f"{r['style_hoyer']:.4f}"),
+    ('swap domain acc',             lambda r: _fmt(r.get('swap_domain_acc'), '.3f')),
+    ('swap content kappa',          lambda r: _fmt(r.get('swap_content_kappa'), '.3f')),
+    ('s/kimg (run)',                lambda r: _fmt(r.get('sec_per_kimg'), '.1f')),
+    ('s/kimg (bench, 1 thread)',    lambda r: _fmt((r.get('bench') or {}).get('median'), '.1f')),
+]
+
+def _fmt(v, spec):
+    return '-' if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def markdown_table(results):
+    """One row per model, the columns above."""
+    lines = ['| model | ' + ' | '.join(name for name, _ in COLUMNS) + ' |', '|---' * (len(COLUMNS) + 1) + '|']
+    for name, r in results.items():
+        lines.append(f'| {name} | ' + ' | '.join(fn(r) for _, fn in COLUMNS) + ' |')
+    notes = [f'- {name}: {r["columns_note"]}' for name, r in results.items()]
+    return '\n'.join(lines + [''] + notes) + '\n'
+
+
+def write_atomic(path, text):
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+#----------------------------------------------------------------------------
+
+def parse_networks(items):
+    nets = {}
+    for item in items:
+        name, sep, path = item.partition('=')
+        if not sep or not name or not path:
+            raise click.BadParameter(f'"{item}" is not NAME=PATH; write e.g. --network=cg-gan=runs/x/network-snapshot-000040.pt.', param_hint='--network')
+        if not os.path.isfile(path):
+            raise click.BadParameter(f'snapshot "{path}" does not exist; check the path.', param_hint='--network')
+        nets[name] = path
+    return nets
+
+
+def evaluate(nets, data, num_latents, swap_samples, seed, tau, do_bench, i_dim=None):
+    """{name: result dict} for {name: snapshot path}."""
+    from tqdm import tqdm
+    from training.training_loop import load_weights
+    results, probe, dataset = {}, None, None
+    for name, path in tqdm(nets.items(), desc='measuring'):
+        snap = load_weights(path)
+        G, G_ema = snap['G'], snap['G_ema']
+        r = dict(snapshot=os.path.abspath(path), active_G=active_dims(G), active_G_ema=active_dims(G_ema))
+        t0 = time.time()
+        r.update(measure_generator(G_ema, num_latents=num_latents, seed=seed, tau=tau, i_dim=i_dim))
+        r['jacobian_sec'] = time.time() - t0
+        run_dir = os.path.dirname(os.path.abspath(path))
+        r.update(run_stats(run_dir))
+        if swap_samples > 0 and G_ema.c_dim >= 2:
+            from metrics import swap
+            if dataset is None:
+                kw = dnnlib.EasyDict(snap.get('training_set_kwargs') or dict(class_name='training.dataset.ImageFolderDataset'))
+                if data is not None:
+                    kw.path = data
+                kw.update(use_labels=True, max_size=None, xflip=False)
+                dataset = dnnlib.util.construct_class_by_name(**kw)
+                probe = swap.train_swap_probe(dataset, device='cpu', seed=0)
+            Ge = G_ema.eval().requires_grad_(False)
+            r.update({k: v for k, v in swap.calc_swap_metrics(Ge, num_samples=swap_samples, probe=probe, seed=seed).items()
+                      if isinstance(v, (int, float))})
+        if do_bench:
+            r['bench'] = bench(_model_kind(G_ema, name), G_ema.img_resolution, max(int(G_ema.c_dim), 1))
+        results[name] = r
+    return results
+
+
+def _model_kind(G, name):
+    if name in MODELS:
+        return name
+    return 'istylegan' if getattr(G.mapping, 'has_importance', False) else 'stylegan2-ada'
+
+#----------------------------------------------------------------------------
+
+@click.command()
+@click.option('--data',          help='Labelled training data (builtin:shapes zip)', metavar='ZIP', type=str)
+@click.option('--outdir',        help='Where to write runs/, results.json, results.md', metavar='DIR', type=str, required=True)
+@click.option('--models',        help='Models to train', metavar='A,B,C', type=str, default=','.join(MODELS), show_default=True)
+@click.option('--kimg',          help='Training length of each model', metavar='KIMG', type=click.FloatRange(min=0, min_open=True), default=40, show_default=True)
+@click.option('--seed',          help='Training and measurement seed', metavar='INT', type=click.IntRange(min=0), default=0, show_default=True)
+@click.option('--network',       help='Use this snapshot instead of training (repeatable)', metavar='NAME=PATH', multiple=True)
+@click.option('--parallel',      help='Train the models at the same time', type=bool, default=False, show_default=True)
+@click.option('--num-latents',   help='Latents (x every domain) for the Jacobian', metavar='INT', type=click.IntRange(min=1), default=32, show_default=True)
+@click.option('--tau',           help='Small-entry threshold relative to the column max', metavar='FLOAT', type=click.FloatRange(min=0, max=1, min_open=True), default=0.05, show_default=True)
+@click.option('--swap-samples',  help='Eps per domain for the swap metrics (0 = skip)', metavar='INT', type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option('--bench',         help='Also time each model with training.bench', type=bool, default=False, show_default=True)
+@click.option('--threads',       help='Torch threads for the measurements', metavar='INT', type=click.IntRange(min=1), default=1, show_default=True)
+def main(data, outdir, models, kimg, seed, network, parallel, num_latents, tau, swap_samples, bench, threads):
+    """Train (or load) StyleGAN2-ADA, i-StyleGAN and CG-GAN and compare their Jacobian sparsity,
+    active style dims, swap metrics and speed; writes results.json and results.md."""
+    torch.set_num_threads(threads)
+    try:
+        if network:
+            nets = parse_networks(network)
+        else:
+            if data is None:
+                raise click.BadParameter('training needs the data set; pass --data=<zip> (or give snapshots with --network).', param_hint='--data')
+            if not os.path.exists(data):
+                raise click.BadParameter(f'"{data}" does not exist; build it with dataset_tool.py --source=builtin:shapes.', param_hint='--data')
+            chosen = [m.strip() for m in models.split(',') if m.strip()]
+            bad = [m for m in chosen if m not in MODELS]
+            if bad or not chosen:
+                raise click.BadParameter(f'unknown model(s) {bad}; choose from {", ".join(MODELS)}.', param_hint='--models')
+            os.makedirs(outdir, exist_ok=True)
+            t0 = time.time()
+            nets = train_models(chosen, data, kimg, seed, outdir, parallel)
+            print(f'trained {len(nets)} models in {time.time() - t0:.0f} s')
+        results = evaluate(nets, data, num_latents, swap_samples, seed, tau, bench)
+    except UserError as e:
+        raise click.ClickException(str(e)) from None
+    os.makedirs(outdir, exist_ok=True)
+    write_atomic(os.path.join(outdir, 'results.json'), json.dumps(results, indent=2) + '\n')
+    table = markdown_table(results)
+    write_atomic(os.path.join(outdir, 'results.md'), table)
+    print(table)
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    main()
+
+#----------------------------------------------------------------------------
