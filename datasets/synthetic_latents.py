@@ -111,15 +111,16 @@ def make_synthetic_dataset(
         raise ValueError('need num_domains >= 1, samples >= 2 and 0 < heldout < 1')
     if mean_mode not in ('uniform', 'zero'):
         raise ValueError(f'mean_mode must be "uniform" or "zero", got "{mean_mode}"')
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, 0])  # latents and split
+    mix_rng = np.random.default_rng([seed, 1])  # mixing: the same g for every K at a given seed
     mu = rng.uniform(-5, 5, size=[num_domains, n]) if mean_mode == 'uniform' else np.zeros([num_domains, n])
     sigma = rng.uniform(scale_range[0], scale_range[1], size=[num_domains, n])
     u = np.repeat(np.arange(num_domains), samples)
     z = mu[u] + sigma[u] * rng.standard_normal([num_domains * samples, n])  # z | u ~ N(mu_u, sigma_u^2)
 
-    support = make_support(n, m, density, rng)
+    support = make_support(n, m, density, mix_rng)
     masks = layer_masks(support, num_layers)
-    weights = [well_conditioned_weight(mask, max_cond, rng) for mask in masks]
+    weights = [well_conditioned_weight(mask, max_cond, mix_rng) for mask in masks]
     biases = [np.zeros(mask.shape[0]) for mask in masks]
     mixing = MixingMLP(weights, biases).eval()
     with torch.no_grad():

@@ -73,3 +73,11 @@ def test_bad_arguments():
         make_synthetic_dataset(n=3, density=0.0)
 
 #----------------------------------------------------------------------------
+
+def test_mixing_does_not_depend_on_number_of_domains():
+    a = make_synthetic_dataset(n=4, num_domains=1, samples=20, density=0.5, seed=3)
+    b = make_synthetic_dataset(n=4, num_domains=9, samples=20, density=0.5, seed=3)
+    assert np.array_equal(a.support, b.support)
+    assert all(torch.equal(p, q) for p, q in zip(a.mixing.state_dict().values(), b.mixing.state_dict().values()))
+
+#----------------------------------------------------------------------------
