@@ -1,0 +1,212 @@
+"""The fast path on CPU: off == reference exactly, compile plumbing (cheap dynamo backend) == eager,
+self-check fallback with one warning, RNG and buffers untouched by the check, bench/gpu_check CLIs."""
+import importlib.util
+import json
+import os
+import warnings
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from training import bench, fast_path
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#----------------------------------------------------------------------------
+
+def _setup(res=8, batch=4, model='stylegan2-ada'):
+    torch.manual_seed(0)
+    return bench.build('tiny', res, batch, model, torch.device('cpu'), True, 2, False)
+
+
+def _steps(setup, n, batch=4):
+    G, D, loss, phases = setup
+    for i in range(n):
+        torch.manual_seed(100 + i)
+        bench.step(G, D, loss, phases, batch, 2, torch.device('cpu'), i)
+
+
+def _params(setup):
+    return [p.detach().clone() for m in setup[:2] for p in m.parameters()]
+
+#----------------------------------------------------------------------------
+
+def test_resolve_fast_choices():
+    assert not fast_path.resolve_fast('auto', 'cpu').enabled
+    assert not fast_path.resolve_fast('off', 'cuda').enabled
+    cfg = fast_path.resolve_fast('auto', 'cuda')
+    assert cfg.compile == fast_path.AUTO_COMPILE_MODE and cfg.channels_last
+    assert fast_path.resolve_fast('reduce-overhead', 'cpu').compile == 'reduce-overhead'
+    assert fast_path.resolve_fast(dict(compile='default', backend='eager'), 'cpu').backend == 'eager'
+    with pytest.raises(ValueError, match='fast must be one of'):
+        fast_path.resolve_fast('turbo', 'cpu')
+
+
+def test_fast_path_off_is_the_reference_exactly():
+    ref, off = _setup(), _setup()
+    assert fast_path.apply_to_loss(off[2], 'off').enabled is False and off[2].fast is None
+    _steps(ref, 2)
+    _steps(off, 2)
+    assert all(torch.equal(a, b) for a, b in zip(_params(ref), _params(off)))
+
+
+def test_compiled_training_steps_match_eager():
+    """All phases of one lazy cycle's first step (Gmain, Greg, Dmain, Dreg) through torch.compile's
+    plumbing (dynamo with the eager backend): same random numbers, same losses, same weights."""
+    ref, fast = _setup(), _setup()
+    cfg = fast_path.FastPathConfig(compile='default', backend='eager')
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', RuntimeWarning)   # no fallback warning allowed
+        fast_path.apply_to_loss(fast[2], cfg)
+        _steps(ref, 2)
+        _steps(fast, 2)
+    report = fast_path.fast_path_report(fast[2])
+    assert set(report) == {'mapping', 'synthesis', 'D'} and all(v.startswith('ok') for v in report.values()), report
+    for a, b in zip(_params(ref), _params(fast)):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(ref[2].pl_mean, fast[2].pl_mean)
+    torch._dynamo.reset()
+
+
+def test_aot_autograd_gradients_match_eager():
+    """D forward + backward through AOTAutograd (aot_eager backend) gives eager's gradients."""
+    G, D, _loss, _phases = _setup()
+    D.requires_grad_(True)
+    img = torch.randn([4, 3, 8, 8], generator=torch.Generator().manual_seed(1))
+    c = torch.nn.functional.one_hot(torch.arange(4) % 2, 2).float()
+    fn = fast_path.compile_module(D, fast_path.FastPathConfig(compile='default', backend='aot_eager'), 'D')
+    grads = []
+    for f in (D, fn):
+        D.zero_grad(set_to_none=True)
+        torch.nn.functional.softplus(f(img, c)).mean().backward()
+        grads.append([p.grad.clone() for p in D.parameters()])
+    assert fn.failed is None and len(fn.checked) == 1
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+    torch._dynamo.reset()
+
+#----------------------------------------------------------------------------
+
+class _Noisy(torch.nn.Module):
+    """Draws random numbers and updates a buffer, like synthesis (noise) and mapping (w_avg)."""
+    def __init__(self):
+        super().__init__()
+        self.register_buffer('count', torch.zeros([]))
+
+    def forward(self, x, scale=1.0):
+        self.count.add_(1)
+        return x * scale + torch.randn_like(x)
+
+
+def test_self_check_keeps_rng_and_buffers():
+    m_ref, m_fast = _Noisy(), _Noisy()
+    fn = fast_path.CheckedCallable('noisy', m_fast, lambda x, scale=1.0: m_fast(x, scale), module=m_fast)
+    x = torch.ones([5])
+    torch.manual_seed(3)
+    ref = [m_ref(x), m_ref(x, scale=2.0), m_ref(x)]
+    torch.manual_seed(3)
+    out = [fn(x), fn(x, scale=2.0), fn(x)]
+    assert all(torch.equal(a, b) for a, b in zip(ref, out))
+    assert float(m_fast.count) == float(m_ref.count) == 3
+    assert len(fn.checked) == 2 and fn.failed is None
+
+
+def test_failing_self_check_falls_back_with_one_warning():
+    m = _Noisy()
+    fn = fast_path.CheckedCallable('noisy', m, lambda x, scale=1.0: m(x, scale) + 1, module=m)
+    x = torch.ones([5])
+    torch.manual_seed(4)
+    ref = [_Noisy()(x) for _ in range(3)]
+    torch.manual_seed(4)
+    with pytest.warns(RuntimeWarning, match='noisy falls back to the reference path') as record:
+        out = [fn(x) for _ in range(3)]
+    assert len(record) == 1 and 'self-check failed' in str(record[0].message)
+    assert all(torch.equal(a, b) for a, b in zip(ref, out))
+
+
+def test_raising_compiled_call_reruns_eager_from_the_same_rng_state():
+    m = _Noisy()
+    def broken(x, scale=1.0):
+        torch.randn([100])   # consumes random numbers before failing
+        raise RuntimeError('inductor exploded\nlong details')
+    fn = fast_path.CheckedCallable('noisy', m, broken, module=m, config=fast_path.FastPathConfig(self_check=False))
+    x = torch.ones([5])
+    torch.manual_seed(5)
+    ref = _Noisy()(x)
+    torch.manual_seed(5)
+    with pytest.warns(RuntimeWarning, match=r'RuntimeError: inductor exploded\)') as record:
+        out = fn(x)
+        fn(x)
+    assert len(record) == 1 and torch.equal(out, ref) and fn.failed
+
+
+def test_nonfinite_fast_output_fails_the_check():
+    ok, _worst, reason = fast_path.compare_outputs(torch.tensor([1.0, float('nan')]), torch.tensor([1.0, 2.0]), 1e-2, 0)
+    assert not ok and 'non-finite' in reason
+    ok, worst, _reason = fast_path.compare_outputs(torch.tensor([1.0, 2.001]), torch.tensor([1.0, 2.0]), 1e-2, 0)
+    assert ok and worst == pytest.approx(5e-4, rel=1e-2)
+
+
+def test_channels_last_marks_fp16_blocks_and_keeps_values():
+    import dnnlib
+    from training import presets
+    spec = presets.resolve('tiny', 16, 1)
+    _G_kwargs, D_kwargs = presets.network_kwargs(spec)
+    D_kwargs.update(num_fp16_res=2, conv_clamp=256)
+    torch.manual_seed(0)
+    D = dnnlib.util.construct_class_by_name(**D_kwargs, c_dim=0, img_resolution=16, img_channels=3)
+    img = torch.randn([4, 3, 16, 16])
+    ref = D(img, None)
+    fast_path.set_channels_last(D, True)
+    fp16_blocks = [m for m in D.modules() if getattr(m, 'use_fp16', False)]
+    assert fp16_blocks and all(m.channels_last for m in fp16_blocks)
+    w = [p for m in fp16_blocks for p in m.parameters() if p.ndim == 4]
+    assert w and all(p.is_contiguous(memory_format=torch.channels_last) for p in w)
+    assert torch.allclose(D(img, None), ref, atol=1e-6)
+
+#----------------------------------------------------------------------------
+
+def test_bench_sample_compare_prints_json():
+    r = CliRunner().invoke(bench.main, ['--cfg=tiny', '--res=8', '--batch=2', '--sample=1', '--compare=1', '--compile=default',
+                                        '--backend=eager', '--cycles=1', '--warmup=1'])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output[r.output.index('{'):])
+    assert out['reference']['images_per_sec']['median'] > 0 and out['fast']['images_per_sec']['median'] > 0
+    assert out['fast']['status']['G'].startswith('ok') and out['speedup'] > 0
+    torch._dynamo.reset()
+
+
+def _gpu_check():
+    spec = importlib.util.spec_from_file_location('gpu_check', os.path.join(ROOT, 'tools', 'gpu_check.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_gpu_check_cli_without_cuda(monkeypatch):
+    mod = _gpu_check()
+    runner = CliRunner()
+    r = runner.invoke(mod.main, ['--help'])
+    assert r.exit_code == 0 and '--quick' in r.output and '--budget' in r.output
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    r = runner.invoke(mod.main, [])
+    assert r.exit_code == 0 and 'no CUDA' in r.output
+    r = runner.invoke(mod.main, ['--device=cuda'])
+    assert r.exit_code != 0 and 'Traceback' not in r.output and 'no CUDA device' in r.output
+
+
+def test_gpu_check_section_failures_are_one_line(tmp_path, capsys):
+    mod = _gpu_check()
+    chk = mod.Checker(budget=60, json_path=str(tmp_path / 'out.json'))
+    chk.run('broken', lambda limit: 1 / 0, 30)
+    chk.run('fine', lambda limit: dict(ok=True, summary='all good'), 30)
+    chk.deadline = 0
+    chk.run('late', lambda limit: dict(ok=True), 30)
+    saved = json.loads((tmp_path / 'out.json').read_text())['sections']
+    assert saved['broken']['ok'] is False and 'ZeroDivisionError' in saved['broken']['summary']
+    assert saved['fine']['ok'] is True and saved['late']['summary'].startswith('skipped')
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and 'FAIL' in lines[0] and 'PASS' in lines[1]
+
+#----------------------------------------------------------------------------
