@@ -33,13 +33,18 @@ def constant(value, shape=None, dtype=None, device=None, memory_format=None):
 
 #----------------------------------------------------------------------------
 
-class suppress_tracer_warnings(warnings.catch_warnings):
-    """Context manager that silences torch.jit.TracerWarning (shape values used as constants)."""
-
+class _SilenceTracerWarnings(warnings.catch_warnings):
     def __enter__(self):
         super().__enter__()
         warnings.simplefilter('ignore', category=torch.jit.TracerWarning)
         return self
+
+
+def suppress_tracer_warnings():
+    """Context manager that silences torch.jit.TracerWarning (shape values used as constants); a no-op
+    while torch.compile traces, where touching the warnings filters would split the graph."""
+    compiling = getattr(torch.compiler, 'is_compiling', None)
+    return contextlib.nullcontext() if compiling is not None and compiling() else _SilenceTracerWarnings()
 
 #----------------------------------------------------------------------------
 
