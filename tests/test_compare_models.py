@@ -135,3 +135,14 @@ def test_cli_user_errors(tmp_path):
     assert res.exit_code != 0 and 'unknown model' in res.output
 
 #----------------------------------------------------------------------------
+
+def test_ls_gradient_share_scales_with_weight():
+    from training.networks import Discriminator
+    torch.manual_seed(0)
+    G = _tiny_G(True, pruned=(1,))
+    D = Discriminator(c_dim=3, img_resolution=8, img_channels=3, channel_base=64, channel_max=8, epilogue_kwargs=dict(mbstd_group_size=4))
+    a = cm.ls_gradient_share(G, D, 0.1, sparse_interval=4, batch=4)
+    b = cm.ls_gradient_share(G, D, 0.2, sparse_interval=4, batch=4)
+    assert a['grad_norm_adv'] > 0 and a['grad_norm_ls_weighted'] > 0 and a['ls_value'] > 0
+    assert b['grad_ratio_ls_to_adv'] == pytest.approx(2 * a['grad_ratio_ls_to_adv'], rel=1e-4)
+    assert cm.ls_gradient_share(G, D, 0.0, batch=4)['grad_ratio_ls_to_adv'] == 0

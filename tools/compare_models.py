@@ -24,6 +24,8 @@ Measures (all on G_ema with constant noise, no truncation, no style mixing):
     small           fraction of entries with |J_ik| < tau * max_i |J_ik| (tau = --tau), scale-free.
     style/content   mean l1 of the style columns / mean l1 of the content columns (scale-free share).
   swap metrics      metrics/swap.py (the swap1k metric): probe-judged domain accuracy and content kappa.
+  L_s gradient      cg-gan runs: |grad of lambda*interval*L_s| / |grad of the adversarial G loss| over
+                    G's parameters on one batch (is the sparsity term felt at all?).
   s/kimg            median Timing/sec_per_kimg of the run's ticks after tick 0 (stats.jsonl), and with
                     --bench the uncontended training.bench figure (one thread).
 """
@@ -56,7 +58,7 @@ class UserError(Exception):
 def train_command(model, data, kimg, seed, outdir, python=sys.executable):
     """argv of one tiny-preset training run (metrics off: they are measured here afterwards)."""
     return [python, os.path.join(REPO, 'train.py'), f'--outdir={outdir}', f'--data={data}', '--cfg=tiny', f'--model={model}',
-            f'--kimg={kimg:g}', f'--seed={seed}', '--metrics=none', '--snap=5']
+            f'--kimg={kimg:g}', f'--seed={seed}', '--metrics=none', '--snap=1']
 
 
 def find_run_dir(outdir):
@@ -208,6 +210,29 @@ def _eval_copy(G):
     import copy
     return copy.deepcopy(G).eval().requires_grad_(False).cpu()
 
+def ls_gradient_share(G, D, lambda_imgsparse, sparse_interval=1, delta=0.1, batch=32, seed=0):
+    """Is L_s felt? Gradient norms over G's parameters, on one batch, of the adversarial G loss
+    softplus(-D(G(z, c), c)) (no augmentation) and of the weighted L_s term as the loss adds it,
+    lambda_imgsparse * sparse_interval * L_s (its expected pull per step equals lambda * L_s)."""
+    import copy
+    from training.cg_regularizers import jacobian_sparsity_penalty
+    G = copy.deepcopy(G).train().requires_grad_(True).cpu()
+    D = copy.deepcopy(D).eval().requires_grad_(False).cpu()
+    gen = torch.Generator().manual_seed(seed)
+    K = max(int(G.c_dim), 1)
+    z = torch.randn([batch, G.z_dim], generator=gen)
+    c = torch.eye(K)[torch.randint(0, K, [batch], generator=gen)]
+    params = [p for p in G.parameters()]
+    def norm(loss):
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        return float(torch.sqrt(sum(g.square().sum() for g in grads if g is not None)))
+    adv = torch.nn.functional.softplus(-D(G(z, c, noise_mode='const'), c)).mean()
+    ls = jacobian_sparsity_penalty(G, z, c, delta=delta, style_mixing_prob=0, generator=torch.Generator().manual_seed(seed))
+    g_adv, g_ls = norm(adv), norm(lambda_imgsparse * sparse_interval * ls)
+    adv, ls = adv.detach(), ls.detach()
+    return dict(adv_loss=float(adv), ls_value=float(ls), grad_norm_adv=g_adv, grad_norm_ls_weighted=g_ls,
+                grad_ratio_ls_to_adv=g_ls / g_adv if g_adv > 0 else float('nan'))
+
 #----------------------------------------------------------------------------
 # Run logs.
 
@@ -313,6 +338,10 @@ def evaluate(nets, data, num_latents, swap_samples, seed, tau, do_bench, i_dim=N
         r['jacobian_sec'] = time.time() - t0
         run_dir = os.path.dirname(os.path.abspath(path))
         r.update(run_stats(run_dir))
+        o = r.get('options') or {}
+        if o.get('lambda_imgsparse') and snap.get('D') is not None:
+            r['ls_gradient'] = ls_gradient_share(G, snap['D'], o['lambda_imgsparse'], o.get('sparse_interval', 1),
+                                                 (o.get('imgsparse_kwargs') or {}).get('delta', 0.1), seed=seed)
         if swap_samples > 0 and G_ema.c_dim >= 2:
             from metrics import swap
             if dataset is None:
