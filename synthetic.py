@@ -238,8 +238,8 @@ def sweep(outdir, full, models, domains, densities, seeds, samples, steps, n, m,
         atomic_write(path, ''.join(json.dumps(r) + '\n' for r in rows))
     if not rows:
         raise click.ClickException('nothing to report: the grid is empty')
-    write_report(outdir, rows)
-    click.echo(open(os.path.join(outdir, 'results.md')).read())
+    summary = write_report(outdir, rows)
+    click.echo(markdown_table(summary))
     click.echo(f'Wrote {path}, results.md and mcc_vs_domains.png in {outdir}')
 
 #----------------------------------------------------------------------------
@@ -251,8 +251,7 @@ def report(outdir):
     rows = read_results(os.path.join(outdir, 'results.jsonl'))
     if not rows:
         raise click.ClickException(f'no results in {os.path.join(outdir, "results.jsonl")}; run "synthetic.py sweep --outdir={outdir}" first')
-    write_report(outdir, rows)
-    click.echo(open(os.path.join(outdir, 'results.md')).read())
+    click.echo(markdown_table(write_report(outdir, rows)))
 
 #----------------------------------------------------------------------------
 
