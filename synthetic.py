@@ -53,7 +53,8 @@ def parse_list(kind):
 
 #----------------------------------------------------------------------------
 
-def run_one(model, n, m, num_domains, density, seed, samples, steps, alpha, beta, batch, lr, num_layers, mean_mode, progress=False):
+def run_one(model, n, m, num_domains, density, seed, samples, steps, alpha, beta, batch, lr, num_layers, mean_mode,
+            posterior='full', lr_schedule='constant', progress=False):
     """Generate data, train one model, measure MCC on held-out and training samples; returns a dict."""
     from datasets.synthetic_latents import make_synthetic_dataset
     from metrics.mcc import mean_corr_coef
@@ -62,11 +63,13 @@ def run_one(model, n, m, num_domains, density, seed, samples, steps, alpha, beta
     data = make_synthetic_dataset(n=n, m=m, num_domains=num_domains, samples=samples, density=density,
                                   num_layers=num_layers, mean_mode=mean_mode, seed=seed)
     net, stats = train_synthetic_vae(data.x_train, data.u_train, model=model, num_domains=num_domains, z_dim=n,
-                                     alpha=alpha, beta=beta, steps=steps, batch=batch, lr=lr, seed=seed, progress=progress)
+                                     alpha=alpha, beta=beta, steps=steps, batch=batch, lr=lr, lr_schedule=lr_schedule,
+                                     seed=seed, progress=progress, posterior=posterior)
     z_test = posterior_mean(net, data.x_test, data.u_test)
     z_train = posterior_mean(net, data.x_train, data.u_train)
     return dict(model=model, n=n, m=data.m, K=num_domains, density=density, support_density=round(data.density, 4),
-                seed=seed, samples=samples, steps=steps, alpha=stats['alpha'], beta=beta,
+                seed=seed, samples=samples, steps=steps, alpha=stats['alpha'], beta=beta, posterior=posterior,
+                lr=lr, lr_schedule=lr_schedule,
                 mcc_heldout=round(mean_corr_coef(data.z_test, z_test), 4),
                 mcc_train=round(mean_corr_coef(data.z_train, z_train), 4),
                 mcc_heldout_spearman=round(mean_corr_coef(data.z_test, z_test, method='spearman'), 4),
@@ -150,15 +153,17 @@ def read_results(path: str):
 #----------------------------------------------------------------------------
 
 _common = [
-    click.option('--n',          help='Number of latents', type=click.IntRange(min=1), default=5, show_default=True),
-    click.option('--m',          help='Observed dims (>= n) [default: n]', type=click.IntRange(min=1), default=None),
-    click.option('--alpha',      help='Weight of the decoder-Jacobian L1 (cg_vae, sparse_only)', type=click.FloatRange(min=0), default=1.0, show_default=True),
-    click.option('--beta',       help='KL weight', type=click.FloatRange(min=0), default=1.0, show_default=True),
-    click.option('--batch',      help='Minibatch size', type=click.IntRange(min=1), default=256, show_default=True),
-    click.option('--lr',         help='Adam learning rate', type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True),
-    click.option('--layers',     help='Layers of the mixing MLP', type=click.IntRange(min=1), default=2, show_default=True),
-    click.option('--mean-mode',  help='Per-domain latent means', type=click.Choice(['uniform', 'zero']), default='uniform', show_default=True),
-    click.option('--threads',    help='torch CPU threads (1 is fastest for these small nets)', type=click.IntRange(min=1), default=1, show_default=True),
+    click.option('--n',           help='Number of latents', type=click.IntRange(min=1), default=5, show_default=True),
+    click.option('--m',           help='Observed dims (>= n) [default: n]', type=click.IntRange(min=1), default=None),
+    click.option('--alpha',       help='Weight of the decoder-Jacobian L1 (cg_vae, sparse_only)', type=click.FloatRange(min=0), default=1.0, show_default=True),
+    click.option('--beta',        help='KL weight', type=click.FloatRange(min=0), default=1.0, show_default=True),
+    click.option('--batch',       help='Minibatch size', type=click.IntRange(min=1), default=256, show_default=True),
+    click.option('--lr',          help='Adam learning rate', type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True),
+    click.option('--lr-schedule', help='Learning-rate schedule', type=click.Choice(['constant', 'cosine']), default='constant', show_default=True),
+    click.option('--posterior',   help='q(z|x): full-covariance or diagonal Gaussian', type=click.Choice(['full', 'diag']), default='full', show_default=True),
+    click.option('--layers',      help='Layers of the mixing MLP', type=click.IntRange(min=1), default=2, show_default=True),
+    click.option('--mean-mode',   help='Per-domain latent means', type=click.Choice(['uniform', 'zero']), default='uniform', show_default=True),
+    click.option('--threads',     help='torch CPU threads (1 is fastest for these small nets)', type=click.IntRange(min=1), default=1, show_default=True),
 ]
 
 def common_options(f):
@@ -189,10 +194,11 @@ def main():
 @click.option('--samples',   help='Samples per domain (20% held out)', type=click.IntRange(min=10), default=1000, show_default=True)
 @click.option('--steps',     help='Adam steps', type=click.IntRange(min=1), default=3000, show_default=True)
 @common_options
-def run(model, domains, density, seed, samples, steps, n, m, alpha, beta, batch, lr, layers, mean_mode, threads):
+def run(model, domains, density, seed, samples, steps, n, m, alpha, beta, batch, lr, lr_schedule, posterior, layers, mean_mode, threads):
     """Train one model on one data set and print its result as JSON."""
     check_common(n, m, threads)
-    result = run_one(model, n, m, domains, density, seed, samples, steps, alpha, beta, batch, lr, layers, mean_mode, progress=True)
+    result = run_one(model, n, m, domains, density, seed, samples, steps, alpha, beta, batch, lr, layers, mean_mode,
+                     posterior=posterior, lr_schedule=lr_schedule, progress=True)
     click.echo(json.dumps(result))
 
 #----------------------------------------------------------------------------
@@ -207,7 +213,7 @@ def run(model, domains, density, seed, samples, steps, n, m, alpha, beta, batch,
 @click.option('--samples',   help=f'Samples per domain [default: {DEFAULT_GRID["samples"]}]', type=click.IntRange(min=10), default=None)
 @click.option('--steps',     help=f'Adam steps per run [default: {DEFAULT_GRID["steps"]}]', type=click.IntRange(min=1), default=None)
 @common_options
-def sweep(outdir, full, models, domains, densities, seeds, samples, steps, n, m, alpha, beta, batch, lr, layers, mean_mode, threads):
+def sweep(outdir, full, models, domains, densities, seeds, samples, steps, n, m, alpha, beta, batch, lr, lr_schedule, posterior, layers, mean_mode, threads):
     """Grid over models x domains x mixing density x seeds; runs already in results.jsonl are skipped."""
     from training.cg_vae import MODELS
     check_common(n, m, threads)
@@ -228,13 +234,13 @@ def sweep(outdir, full, models, domains, densities, seeds, samples, steps, n, m,
     os.makedirs(outdir, exist_ok=True)
     path = os.path.join(outdir, 'results.jsonl')
     rows = read_results(path)
-    done = {(r['model'], r['K'], r['density'], r['seed'], r['n'], r['steps'], r['samples']) for r in rows}
+    done = {(r['model'], r['K'], r['density'], r['seed'], r['n'], r['steps'], r['samples'], r.get('posterior', 'diag')) for r in rows}
     todo = [(mo, k, d, s) for d in densities for k in domains for mo in models for s in seeds
-            if (mo, k, d, s, n, steps, samples) not in done]
+            if (mo, k, d, s, n, steps, samples, posterior) not in done]
     click.echo(f'{len(todo)} runs to do, {len(rows)} already in {path}')
     for mo, k, d, s in (bar := tqdm.tqdm(todo, desc='sweep')):
         bar.set_postfix_str(f'{mo} K={k} density={d:g} seed={s}')
-        rows.append(run_one(mo, n, m, k, d, s, samples, steps, alpha, beta, batch, lr, layers, mean_mode))
+        rows.append(run_one(mo, n, m, k, d, s, samples, steps, alpha, beta, batch, lr, layers, mean_mode, posterior, lr_schedule))
         atomic_write(path, ''.join(json.dumps(r) + '\n' for r in rows))
     if not rows:
         raise click.ClickException('nothing to report: the grid is empty')

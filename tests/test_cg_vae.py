@@ -83,6 +83,34 @@ def test_sparsity_term_only_with_alpha():
     assert torch.allclose(terms.total, terms.recon + terms.kl + 0.5 * terms.sparsity)
 
 
+def test_full_posterior_log_density_and_covariance_match_torch():
+    torch.manual_seed(6)
+    net = SyntheticVAE(4, 3, 2, prior='gauss', hidden=8, posterior='full')
+    x, u = torch.randn(5, 4), torch.randint(2, [5])
+    mean, scale = net.encode(x, u)
+    assert scale.shape == (5, 3 + 3)  # 3 log-variances + 3 strictly lower entries
+    z, log_q = net.sample_posterior(mean, scale)
+    chol = torch.zeros(5, 3, 3)
+    chol[:, [1, 2, 2], [0, 0, 1]] = scale[:, 3:]  # naive rebuild of the Cholesky factor
+    chol = chol + torch.diag_embed(torch.exp(0.5 * scale[:, :3]))
+    ref = torch.distributions.MultivariateNormal(mean, scale_tril=chol)
+    assert torch.allclose(log_q, ref.log_prob(z), atol=1e-4)
+    torch.manual_seed(7)
+    many = torch.stack([net.sample_posterior(mean[:1], scale[:1])[0][0] for _ in range(20000)])
+    assert torch.allclose(torch.cov(many.T), (chol[0] @ chol[0].T).detach(), atol=0.05)
+
+
+def test_diag_posterior_is_the_diagonal_case():
+    torch.manual_seed(8)
+    net = SyntheticVAE(4, 3, 2, prior='gauss', hidden=8, posterior='diag')
+    x, u = torch.randn(5, 4), torch.randint(2, [5])
+    mean, logvar = net.encode(x, u)
+    assert logvar.shape == (5, 3)
+    z, log_q = net.sample_posterior(mean, logvar)
+    ref = torch.distributions.Normal(mean, torch.exp(0.5 * logvar)).log_prob(z).sum(-1)
+    assert torch.allclose(log_q, ref, atol=1e-5)
+
+
 def test_persistent_spec_round_trip():
     net = SyntheticVAE(4, 2, 3, prior='gauss', hidden=8)
     spec = persistence.module_spec(net)
@@ -95,6 +123,10 @@ def test_persistent_spec_round_trip():
 def test_unknown_names():
     with pytest.raises(ValueError, match='prior must be'):
         SyntheticVAE(4, 2, 3, prior='laplace')
+    with pytest.raises(ValueError, match='posterior must be'):
+        SyntheticVAE(4, 2, 3, posterior='flow')
+    with pytest.raises(ValueError, match='lr_schedule must be'):
+        train_synthetic_vae(torch.randn(8, 2), torch.zeros(8, dtype=torch.long), model='ivae', lr_schedule='step')
     with pytest.raises(ValueError, match='unknown model'):
         train_synthetic_vae(torch.randn(8, 2), torch.zeros(8, dtype=torch.long), model='vae2')
 
