@@ -166,6 +166,94 @@ def test_channels_last_marks_fp16_blocks_and_keeps_values():
     assert torch.allclose(D(img, None), ref, atol=1e-6)
 
 #----------------------------------------------------------------------------
+# Issue 8: a compiled forward that matches eager but whose backward is wrong must not train anything.
+
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward, backward scaled: a correct forward with a wrong backward."""
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 3
+
+
+def _wrong_backwards(D):
+    """Compiled stand-ins for D with eager's forward and a broken backward, as issue 8 saw on the GPU."""
+    frozen = lambda img, c: torch.func.functional_call(D, {k: v.detach() for k, v in D.named_parameters()}, (img, c))
+    return dict(
+        scaled=lambda img, c: _ScaleGrad.apply(D(img, c)),                 # wrong gradients everywhere
+        detached=lambda img, c: D(img, c).detach(),                          # no graph at all
+        frozen=frozen,                                                       # graph traced with frozen parameters
+        input_only=lambda img, c: D(_ScaleGrad.apply(img), c),              # parameters right, input gradient wrong
+    )
+
+
+def test_compare_grads_reasons():
+    g = [torch.ones([3]), torch.ones([2])]
+    names = ['input 0', 'param:w']
+    assert fast_path.compare_grads(g, g, names, 1e-2)[0]
+    ok, worst, reason = fast_path.compare_grads([None, g[1]], g, names, 1e-2)
+    assert not ok and worst == float('inf') and 'input 0 missing' in reason
+    ok, _worst, reason = fast_path.compare_grads([g[0], torch.tensor([1.0, float('inf')])], g, names, 1e-2)
+    assert not ok and 'non-finite gradient of param:w' in reason
+    ok, worst, reason = fast_path.compare_grads([g[0], g[1] * 1.05], g, names, 1e-1)
+    assert ok and worst == pytest.approx(0.05)
+    ok, _worst, reason = fast_path.compare_grads([g[0], g[1] * 1.5], g, names, 1e-1)
+    assert not ok and 'parameters off by 0.5' in reason
+
+
+@pytest.mark.parametrize('kind', ['scaled', 'detached', 'frozen', 'input_only'])
+def test_wrong_compiled_backward_falls_back_before_training(kind):
+    """Gmain + Dmain with requires_grad toggled as the training loop does; D's compiled twin has a
+    correct forward but a broken backward: one warning, and every gradient equals the reference's."""
+    ref, fast = _setup(), _setup()
+    cfg = fast_path.FastPathConfig(compile='default', backend='eager')
+    fast_path.apply_to_loss(fast[2], cfg)
+    fast[2].fast.D = fast_path.CheckedCallable('D', fast[1], _wrong_backwards(fast[1])[kind], module=fast[1], config=cfg)
+    grads = []
+    with pytest.warns(RuntimeWarning, match='D falls back to the reference path') as record:
+        for G, D, loss, _phases in (ref, fast):
+            real = torch.rand([4, 3, 8, 8], generator=torch.Generator().manual_seed(5)) * 2 - 1
+            c = torch.nn.functional.one_hot(torch.arange(4) % 2, 2).float()
+            z = torch.randn([4, G.z_dim], generator=torch.Generator().manual_seed(6))
+            for phase, module in [('Gmain', G), ('Dmain', D)]:
+                module.requires_grad_(True)
+                torch.manual_seed(7)
+                loss.accumulate_gradients(phase=phase, real_img=real, real_c=c, gen_z=z, gen_c=c, gain=1)
+                module.requires_grad_(False)
+            grads.append([p.grad for m in (G, D) for p in m.parameters()])
+    assert len([r for r in record if 'fast path' in str(r.message)]) == 1
+    assert 'self-check failed' in fast[2].fast.D.failed
+    for a, b in zip(*grads):
+        assert (a is None) == (b is None) and (a is None or torch.equal(a, b))
+    torch._dynamo.reset()
+
+
+def test_inductor_gradients_with_requires_grad_toggled():
+    """The real compiler on a tiny D: frozen parameters + input grad (as in Gmain), then parameters
+    needing grad + plain input (as in Dmain), then frozen again; each call's gradients equal eager's."""
+    G, D, _loss, _phases = _setup()
+    fn = fast_path.compile_module(D, fast_path.FastPathConfig(compile='default', backend='inductor'), 'D')
+    img = torch.randn([4, 3, 8, 8], generator=torch.Generator().manual_seed(1))
+    c = torch.nn.functional.one_hot(torch.arange(4) % 2, 2).float()
+    for params_grad, img_grad in [(False, True), (True, False), (False, True)]:
+        D.requires_grad_(params_grad)
+        results = []
+        for f in (D, fn):
+            D.zero_grad(set_to_none=True)
+            x = img.clone().requires_grad_(img_grad)
+            torch.nn.functional.softplus(f(x, c)).mean().backward()
+            results.append([x.grad] + [p.grad for p in D.parameters()])
+        for a, b in zip(*results):
+            assert (a is None) == (b is None)
+            assert a is None or torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    D.requires_grad_(False)
+    assert fn.failed is None and len(fn.checked) == 2 and fn.grad_error < 1e-4
+    torch._dynamo.reset()
+
+#----------------------------------------------------------------------------
 
 def test_bench_sample_compare_prints_json():
     r = CliRunner().invoke(bench.main, ['--cfg=tiny', '--res=8', '--batch=2', '--sample=1', '--compare=1', '--compile=default',

@@ -6,9 +6,12 @@ and path length (Greg) need double backward, which compiled graphs do not suppor
 Random numbers: Inductor is told to call the eager random ops (`fallback_random`), so a compiled
 forward draws the same noise as the reference one from the same seed.
 
-Every compiled callable checks itself on first use (compiled vs eager output from the same RNG state,
-module buffers restored) and falls back to eager, after one warning line, when the check fails or the
-compiled call raises. On CPU the fast path is off unless asked for (compiling there is slow).
+Every compiled callable checks itself on each new call signature (compiled vs eager from the same RNG
+state, module buffers restored): the outputs, and when the call is differentiable also the gradients of
+one fixed random projection of the outputs w.r.t. the parameters and the inputs that require grad (a
+correct forward with a wrong or missing backward is caught before it trains anything). It falls back
+to eager, after one warning line, when the check fails or the compiled call raises. On CPU the fast
+path is off unless asked for (compiling there is slow).
 
     cfg = resolve_fast('auto', device)          # FastPathConfig; off on CPU
     apply_to_loss(loss, cfg)                    # Gmain / Dmain forwards of the loss use compiled callables
@@ -34,6 +37,8 @@ class FastPathConfig:
     self_check:     bool  = True        # Compare compiled vs eager on first use; fall back to eager on mismatch.
     rtol:           float = 2e-2        # Self-check: max|fast - ref| <= rtol * max|ref| + atol.
     atol:           float = 1e-4
+    grad_check:     bool  = True        # Self-check also compares gradients (one backward of a random projection).
+    grad_rtol:      float = 1e-1        # Gradient check: |g_fast - g_ref| <= grad_rtol * |g_ref| (2-norm per input, all parameters together).
 
     @property
     def enabled(self):
@@ -108,11 +113,51 @@ def compare_outputs(fast, ref, rtol, atol):
             return False, worst, f'max abs diff {err:.3g} at output scale {scale:.3g}'
     return True, worst, ''
 
+
+def compare_grads(fast, ref, names, rtol):
+    """(ok, worst relative error, reason) for two lists of gradients (None = no gradient) of the same
+    targets, named `names`; 'param:...' targets are judged together (2-norm), each input on its own."""
+    groups = dict()
+    for name, a, b in zip(names, fast, ref):
+        if (a is None) != (b is None):
+            return False, math.inf, f'gradient of {name} ' + ('missing' if a is None else 'present where the reference has none')
+        if a is None:
+            continue
+        a, b = a.detach().double(), b.detach().double()
+        if not torch.equal(torch.isfinite(a), torch.isfinite(b)):
+            return False, math.inf, f'non-finite gradient of {name} where the reference has ' + ('none' if torch.isfinite(b).all() else 'others')
+        fin = torch.isfinite(b)
+        group = 'parameters' if name.startswith('param:') else name
+        err, scale = groups.get(group, (0.0, 0.0))
+        groups[group] = (err + float((a[fin] - b[fin]).square().sum()), scale + float(b[fin].square().sum()))
+    worst = 0.0
+    for group, (err, scale) in groups.items():
+        err, scale = math.sqrt(err), math.sqrt(scale)
+        rel = err / scale if scale > 0 else (0.0 if err == 0 else math.inf)
+        worst = max(worst, rel)
+        if err > rtol * scale:
+            return False, worst, f'gradient of the {group} off by {rel:.3g} relative (|ref| {scale:.3g})'
+    return True, worst, ''
+
+
+def _projection(outputs, seed=0):
+    """A fixed random scalar of the outputs that need grad: sum_k <u_k, out_k> / sqrt(numel), u_k ~ N(0, I)."""
+    gen = torch.Generator().manual_seed(seed)
+    total = None
+    for t in outputs:
+        if not (t.requires_grad and t.is_floating_point()):
+            continue
+        u = torch.randn(t.shape, generator=gen).to(t.device)
+        term = (t.float() * u).sum() / math.sqrt(max(t.numel(), 1))
+        total = term if total is None else total + term
+    return total
+
 #----------------------------------------------------------------------------
 
 class CheckedCallable:
     """A compiled callable with its eager twin: each new call signature (grad mode, which inputs and
-    parameters need grad, shapes, keywords) is first checked against eager; after a failure, eager only.
+    parameters need grad, shapes, keywords) is first checked against eager, outputs and (in grad mode)
+    the gradients of a fixed random projection of them; after a failure, eager only.
 
     `module` (optional) is the nn.Module whose parameters and buffers the call uses; the self-check
     restores its buffers (e.g. w_avg) so that the real call sees the state it would have seen without it.
@@ -126,7 +171,8 @@ class CheckedCallable:
         self.config = config if config is not None else FastPathConfig()
         self.failed = None          # reason string once fallen back to eager
         self.checked = set()        # call signatures already checked
-        self.check_error = 0.0      # worst relative error seen by the self-checks
+        self.check_error = 0.0      # worst relative error of the outputs seen by the self-checks
+        self.grad_error = 0.0       # worst relative error of the gradients seen by the self-checks
 
     def _signature(self, args, kwargs):
         tensors = _tensors(list(args))
@@ -138,19 +184,50 @@ class CheckedCallable:
         self.failed = reason
         _warn(f'fast path: {self.name} falls back to the reference path ({reason}).')
 
+    def _grad_targets(self, args):
+        """(names, tensors) the gradient check differentiates: inputs and parameters that require grad."""
+        if not (self.config.grad_check and torch.is_grad_enabled()):
+            return [], []
+        names, targets = [], []
+        for i, t in enumerate(_tensors(list(args))):
+            if t.requires_grad:
+                names.append(f'input {i}')
+                targets.append(t)
+        if self.module is not None:
+            for name, p in self.module.named_parameters():
+                if p.requires_grad:
+                    names.append(f'param:{name}')
+                    targets.append(p)
+        return names, targets
+
+    def _run_once(self, fn, args, kwargs, targets):
+        """Detached outputs and, when `targets`, the gradients of the fixed projection w.r.t. them."""
+        outs = _tensors(fn(*args, **kwargs))
+        grads, needs_grad = None, [t.requires_grad for t in outs]
+        if targets:
+            proj = _projection(outs)
+            grads = [None] * len(targets) if proj is None else list(torch.autograd.grad(proj, targets, allow_unused=True))
+            grads = [None if g is None else g.detach().clone() for g in grads]
+        return [t.detach().clone() for t in outs], needs_grad, grads
+
     def _self_check(self, args, kwargs, device):
         rng = _rng_state(device)
         buffers = [(b, b.detach().clone()) for b in self.module.buffers()] if self.module is not None else []
-        ref = [t.detach().clone() for t in _tensors(self.eager(*args, **kwargs))]
-        _set_rng_state(rng, device)
-        for b, saved in buffers:
-            b.copy_(saved)
-        out = [t.detach().clone() for t in _tensors(self.compiled(*args, **kwargs))]
-        _set_rng_state(rng, device)
-        for b, saved in buffers:
-            b.copy_(saved)
+        names, targets = self._grad_targets(args)
+        results = []
+        for fn in (self.eager, self.compiled):
+            results.append(self._run_once(fn, args, kwargs, targets))
+            _set_rng_state(rng, device)
+            for b, saved in buffers:
+                b.copy_(saved)
+        (ref, ref_needs, ref_grads), (out, out_needs, out_grads) = results
         ok, worst, reason = compare_outputs(out, ref, self.config.rtol, self.config.atol)
         self.check_error = max(self.check_error, worst)
+        if ok and targets and ref_needs != out_needs:
+            ok, reason = False, 'outputs that need grad differ from the reference (a detached or frozen graph)'
+        if ok and targets:
+            ok, worst, reason = compare_grads(out_grads, ref_grads, names, self.config.grad_rtol)
+            self.grad_error = max(self.grad_error, worst)
         return ok, reason
 
     def __call__(self, *args, **kwargs):
@@ -249,7 +326,7 @@ def fast_path_report(loss):
     out = {}
     for key, fn in fast.items():
         if isinstance(fn, CheckedCallable):
-            out[key] = f'fallback: {fn.failed}' if fn.failed else f'ok ({len(fn.checked)} checked, worst rel. err {fn.check_error:.2g})'
+            out[key] = f'fallback: {fn.failed}' if fn.failed else f'ok ({len(fn.checked)} checked, worst rel. err {fn.check_error:.2g}, grads {fn.grad_error:.2g})'
     return out
 
 #----------------------------------------------------------------------------
