@@ -151,6 +151,8 @@ def build_config(opts):
     if opts.cfg in ('cg-gan', 'istylegan'):
         opts.model = opts.cfg
         opts.cfg = 'auto'
+    requested_model = opts.model                    # None: not given (keep a resumed run's model)
+    opts.model = opts.model or 'stylegan2-ada'
     use_cuda = torch.cuda.is_available()
     under_torchrun = int(os.environ.get('WORLD_SIZE', '1')) > 1
     num_gpus = int(os.environ['WORLD_SIZE']) if under_torchrun else opts.gpus
@@ -224,7 +226,7 @@ def build_config(opts):
 
     # Resume: our snapshot continues the run exactly, any other pickle is a transfer start.
     if opts.resume is not None:
-        resumed = resolve_resume(opts.resume, opts.outdir, c)
+        resumed = resolve_resume(opts.resume, opts.outdir, c, requested_model)
         if 'resume_snapshot' in resumed:
             c = resumed
         else:
@@ -233,15 +235,26 @@ def build_config(opts):
     if opts.cfg == 'cifar' and opts.model == 'stylegan2-ada':
         c.loss_kwargs.pl_weight = 0
         c.loss_kwargs.style_mixing_prob = 0
-    desc = f'{dataset_name:s}-{opts.cfg:s}-{opts.model:s}-gpus{num_gpus:d}-batch{c.batch_size:d}-gamma{gamma:g}'
+    model = model_of(c) if c.get('resume_snapshot') else opts.model
+    desc = f'{dataset_name:s}-{opts.cfg:s}-{model:s}-gpus{num_gpus:d}-batch{c.batch_size:d}-gamma{c.loss_kwargs.r1_gamma:g}'
     if opts.desc is not None:
         desc += f'-{opts.desc}'
     c.options = None
     return c, desc
 
 
-def resolve_resume(resume, outdir, c):
-    """--resume=latest | <our .pt snapshot> (exact) | <NVIDIA/i-StyleGAN .pkl path or URL> (transfer)."""
+def model_of(options) -> str:
+    """The --model a run's options describe: the mapping class and whether L_s is on."""
+    if options.G_kwargs.mapping_kwargs.get('class_name') is None:
+        return 'stylegan2-ada'
+    return 'cg-gan' if options.loss_kwargs.get('lambda_imgsparse', 0) else 'istylegan'
+
+
+def resolve_resume(resume, outdir, c, requested_model=None):
+    """--resume=latest | <our .pt snapshot> (exact) | <NVIDIA/i-StyleGAN .pkl path or URL> (transfer).
+
+    With --model naming another model than the snapshot's: between istylegan and cg-gan (same networks) the
+    run continues exactly with the new model's losses (the paper's fine-tuning); otherwise it is a transfer."""
     from training.training_loop import find_latest_snapshot
     if resume == 'latest':
         path = find_latest_snapshot(outdir)
@@ -258,7 +271,11 @@ def resolve_resume(resume, outdir, c):
             raise UserError(f'Cannot resume from "{resume}": {e}') from None
         if saved.get('options') is None or 'cur_nimg' not in saved:
             return dict(resume_pkl=resume)  # weights only: transfer
-        stored = dnnlib.EasyDict(saved['options'])
+        stored = json.loads(json.dumps(saved['options']), object_hook=dnnlib.EasyDict)
+        fine_tune = requested_model is not None and requested_model != model_of(stored)
+        if fine_tune and json.loads(json.dumps(c.G_kwargs)) != json.loads(json.dumps(stored.G_kwargs)):
+            print(f'--model={requested_model} differs from the snapshot\'s {model_of(stored)} network: starting a new run from its weights.')
+            return dict(resume_pkl=resume)
         if stored.batch_size != c.batch_size:
             raise UserError(f'The snapshot was trained with --batch={stored.batch_size}; exact resume needs the same batch, pass --batch={stored.batch_size}.')
         # Exact resume: the stored run options win, except for the schedule and the machine.
@@ -268,6 +285,9 @@ def resolve_resume(resume, outdir, c):
         out = json.loads(json.dumps(out), object_hook=dnnlib.EasyDict)
         out.update({k: c[k] for k in keep if k in c})
         out.training_set_kwargs.path = c.training_set_kwargs.path
+        if fine_tune:                               # same networks, same run state; the new model's losses
+            print(f'Fine-tuning: continuing the {model_of(stored)} run as {requested_model} (counters, optimizers and ADA p carry on).')
+            out.loss_kwargs = c.loss_kwargs
         out.resume_snapshot = resume
         return out
     if not (os.path.isfile(resume) or '://' in resume):
@@ -289,7 +309,7 @@ def resolve_resume(resume, outdir, c):
 @click.option('--outdir',           help='Where to save the results', metavar='DIR',                        type=str, required=True)
 @click.option('--data',             help='Training data (zip or folder)', metavar='[ZIP|DIR]',            type=str, required=True)
 @click.option('--cfg',              help='Base configuration (resolution preset)',                        type=click.Choice(['auto', 'stylegan2', 'paper256', 'paper512', 'paper1024', 'cifar', 'tiny', 'cg-gan', 'istylegan']), default='auto', show_default=True)
-@click.option('--model',            help='Model: plain StyleGAN2-ADA, i-StyleGAN or CG-GAN',              type=click.Choice(['stylegan2-ada', 'istylegan', 'cg-gan']), default='stylegan2-ada', show_default=True)
+@click.option('--model',            help='Model: plain StyleGAN2-ADA, i-StyleGAN or CG-GAN',              type=click.Choice(['stylegan2-ada', 'istylegan', 'cg-gan']), default=None, show_default='stylegan2-ada; on --resume: the run\'s')
 @click.option('--gpus',             help='Number of GPUs (processes) to use', metavar='INT',              type=click.IntRange(min=1), default=1, show_default=True)
 # Optional features.
 @click.option('--batch',            help='Total batch size [default: from --cfg]', metavar='INT',         type=click.IntRange(min=1))

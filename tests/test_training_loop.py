@@ -207,3 +207,26 @@ def test_cli_resume_from_a_wrong_kind_of_file_is_one_sentence(tmp_path):
                                             '--metrics=none', '--resume', str(bad)])
         assert r.exit_code != 0 and 'Traceback' not in r.output and sentence in r.output, r.output
         assert not (tmp_path / 'runs').exists() or not any((tmp_path / 'runs').iterdir())   # nothing written
+
+
+def test_cli_fine_tunes_istylegan_run_as_cg_gan_exactly(tmp_path):
+    """--resume=<our istylegan snapshot> --model=cg-gan: same run state (counter, networks), cg-gan losses."""
+    from click.testing import CliRunner
+    import dataset_tool
+    import train
+    from torch_utils.snapshot import load_snapshot
+    data = tmp_path / 'shapes.zip'
+    dataset_tool.convert_dataset('builtin:shapes', str(data), resolution=16, max_images=64, progress=False)
+    common = ['--data', str(data), '--cfg=tiny', '--batch=8', '--metrics=none', '--tick=0.016', '--snap=1', '--aug=noaug']
+    r = CliRunner().invoke(train.main, ['--outdir', str(tmp_path / 'a'), '--model=istylegan', '--kimg=0.016', *common])
+    assert r.exit_code == 0, r.output
+    first = sorted((tmp_path / 'a').glob('*/network-snapshot-*.pt'))[-1]
+    r = CliRunner().invoke(train.main, ['--outdir', str(tmp_path / 'b'), '--model=cg-gan', '--sparse-interval=1', '--kimg=0.032', '--resume', str(first), *common])
+    assert r.exit_code == 0, r.output
+    assert 'Fine-tuning: continuing the istylegan run as cg-gan' in r.output
+    run = sorted((tmp_path / 'b').glob('*'))[0]
+    assert 'cg-gan' in run.name
+    last = load_snapshot(str(sorted(run.glob('network-snapshot-*.pt'))[-1]), rebuild_modules=False)
+    assert last['cur_nimg'] == 32 and last['options']['loss_kwargs']['lambda_imgsparse'] == 0.1
+    stats = [json.loads(l) for l in open(run / 'stats.jsonl')]
+    assert any('Loss/G/imgsparse' in s for s in stats)
