@@ -297,4 +297,22 @@ def test_gpu_check_section_failures_are_one_line(tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and 'FAIL' in lines[0] and 'PASS' in lines[1]
 
+
+def test_gpu_check_diff_report_names_missing_and_nonfinite():
+    mod = _gpu_check()
+    a, b = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    b.load_state_dict(a.state_dict())
+    a.weight.grad, b.weight.grad = torch.ones([2, 3]), torch.ones([2, 3])
+    a.bias.grad = torch.tensor([1.0, float('inf')])
+    out = mod._diff_report(a, b)
+    assert out['missing'] == ['bias (ref has none)'] and out['global_rel'] == 0
+    b.bias.grad = torch.zeros([2])
+    out = mod._diff_report(a, b)
+    assert out['nonfinite'] == ['bias (fast)'] and out['global_rel'] == float('inf')
+    with torch.no_grad():
+        a.bias.fill_(0.1)
+        b.bias.zero_()   # a zero tensor on one side: the global error stays finite (no per-tensor 1e-30 floor)
+    out = mod._diff_report(a, b, grads=False)
+    assert 0 < out['global_rel'] < 1 and out['worst'][0].startswith('bias')
+
 #----------------------------------------------------------------------------
