@@ -204,13 +204,8 @@ def run(opts):
     table = markdown_table(rows, caption)
     print('\n' + table)
     if opts.table:
-        import tempfile
-        folder = os.path.dirname(os.path.abspath(opts.table))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix='.md')
-        with os.fdopen(fd, 'w') as f:
+        with dnnlib.util.atomic_write(opts.table, 'w') as f:
             f.write(table + '\n')
-        os.replace(tmp, opts.table)
 
 
 def _spawn_and_evaluate(opts):

@@ -6,7 +6,6 @@ Examples:
 """
 import os
 import re
-import tempfile
 
 import click
 import numpy as np
@@ -97,15 +96,8 @@ def save_png(path: str, array: np.ndarray):
     """Write an HWC uint8 image atomically (temp file in the same folder + os.replace)."""
     array = array[:, :, 0] if array.shape[2] == 1 else array
     image = PIL.Image.fromarray(array, 'L' if array.ndim == 2 else 'RGB')
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.png', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            image.save(f, format='PNG')
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with dnnlib.util.atomic_write(path) as f:
+        image.save(f, format='PNG')
 
 
 def make_grid(images: list, cols: int = None) -> np.ndarray:

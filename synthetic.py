@@ -7,13 +7,14 @@
 """
 import json
 import os
-import tempfile
 import time
 
 import click
 import numpy as np
 import torch
 import tqdm
+
+import dnnlib
 
 #----------------------------------------------------------------------------
 
@@ -23,19 +24,9 @@ FULL_GRID = dict(models='cg_vae,cg_vae_nosparse,ivae,beta_vae,sparse_only', doma
 
 #----------------------------------------------------------------------------
 
-def _publish(tmp: str, path: str):
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-    os.replace(tmp, path)
-
-
 def atomic_write(path: str, text: str):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix=os.path.basename(path))
-    with os.fdopen(fd, 'w') as f:
+    with dnnlib.util.atomic_write(path, 'w') as f:
         f.write(text)
-    _publish(tmp, path)
 
 
 def parse_list(kind):
@@ -126,12 +117,9 @@ def draw_figure(summary, path: str):
     axes[0, 0].set_ylim(0, 1.02)
     axes[0, -1].legend(loc='lower right', fontsize=8)
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix='.png')
-    os.close(fd)
-    fig.savefig(tmp, dpi=80)
+    with dnnlib.util.atomic_write(path) as f:
+        fig.savefig(f, dpi=80, format='png')
     plt.close(fig)
-    _publish(tmp, path)
 
 
 def write_report(outdir: str, rows):

@@ -67,20 +67,12 @@ def _download(url: str, dest: str, num_attempts: int, verbose: bool, timeout: fl
                 if 'text/html' in res.headers.get('Content-Type', '') and 'drive.google.com' in url:
                     raise DownloadError(f'Cannot download {url}: the server returned an HTML page (quota or login); download it in a browser and pass the local path.')
                 total = int(res.headers.get('Content-Length', 0)) or None
-                fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=os.path.dirname(dest))
-                try:
-                    with os.fdopen(fd, 'wb') as f:
-                        bar = _progress(total, os.path.basename(dest), verbose)
-                        for chunk in res.iter_content(chunk_size=1 << 20):
-                            f.write(chunk)
-                            bar.update(len(chunk))
-                        bar.close()
-                        f.flush()
-                        os.fsync(f.fileno())
-                    os.replace(tmp, dest)
-                finally:
-                    if os.path.exists(tmp):
-                        os.remove(tmp)
+                with util.atomic_write(dest, durable=True) as f:
+                    bar = _progress(total, os.path.basename(dest), verbose)
+                    for chunk in res.iter_content(chunk_size=1 << 20):
+                        f.write(chunk)
+                        bar.update(len(chunk))
+                    bar.close()
                 return
         except DownloadError:
             raise

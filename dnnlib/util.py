@@ -1,6 +1,8 @@
 """EasyDict, building objects by dotted class name, and cached URL opening."""
+import contextlib
 import importlib
 import os
+import tempfile
 
 #----------------------------------------------------------------------------
 
@@ -36,6 +38,40 @@ def call_func_by_name(*args, func_name: str, **kwargs):
 def construct_class_by_name(*args, class_name: str, **kwargs):
     """Instantiate the class named by its dotted path, e.g. 'training.networks.Generator'."""
     return call_func_by_name(*args, func_name=class_name, **kwargs)
+
+#----------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = 'wb', durable: bool = False):
+    """Write `path` through a temp file in the same folder, renamed over `path` only when the block ends
+    without error: a killed or failed write never leaves a truncated file. durable=True also fsyncs the
+    data and the folder (snapshots). The file gets the usual permissions (umask), not mkstemp's 0600."""
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    if durable:
+        try:  # make the rename itself durable (not possible on every platform)
+            dir_fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            pass
 
 #----------------------------------------------------------------------------
 

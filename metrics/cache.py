@@ -8,7 +8,6 @@ Entries are .npz files (features float32 [N, D], domain labels int64 [N]) under
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
@@ -70,14 +69,7 @@ def load(path: str):
 
 def save(path: str, features: np.ndarray, labels: np.ndarray, key: dict):
     """Atomic write: temp file in the same folder, then rename."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.tmp-', suffix='.npz')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            np.savez(f, features=features.astype(np.float32), labels=labels.astype(np.int64), key=json.dumps(key, sort_keys=True))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with dnnlib.util.atomic_write(path) as f:
+        np.savez(f, features=features.astype(np.float32), labels=labels.astype(np.int64), key=json.dumps(key, sort_keys=True))
 
 #----------------------------------------------------------------------------

@@ -7,7 +7,6 @@ downloaded only when the caller allows it and CGGAN_OFFLINE is not set, with net
 """
 import hashlib
 import os
-import tempfile
 import warnings
 
 import torch
@@ -72,23 +71,20 @@ def download_inception(dest: str, url: str = INCEPTION_URL, timeout: float = 30)
     import requests
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     print(f'Downloading Inception weights from {url} to {dest} ...', flush=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix='.tmp-', suffix='.pt')
     try:
-        with os.fdopen(fd, 'wb') as f, requests.get(url, stream=True, timeout=timeout) as r:
+        with dnnlib.util.atomic_write(dest) as f, requests.get(url, stream=True, timeout=timeout) as r:
             r.raise_for_status()
+            h = hashlib.sha256()
             for chunk in r.iter_content(1 << 20):
                 f.write(chunk)
-        if _sha256_of(tmp) != INCEPTION_SHA256:
-            raise OSError('the downloaded file has the wrong SHA-256')
-        os.replace(tmp, dest)
+                h.update(chunk)
+            if h.hexdigest() != INCEPTION_SHA256:  # raised inside the block: nothing is renamed into place
+                raise OSError('the downloaded file has the wrong SHA-256')
     except (OSError, requests.RequestException) as e:
         reason = type(e).__name__ if isinstance(e, requests.RequestException) else str(e)  # requests' text is a page long
         raise MetricUnavailableError(
             f'Could not download the Inception weights ({reason}): download {url} yourself and '
             f'put it at {dest}, or pass --inception=PATH.') from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return dest
 
 

@@ -10,7 +10,6 @@ snapshot never imports or runs anything that the file names outside this code ba
 import collections
 import io
 import os
-import tempfile
 import zipfile
 
 import numpy as np
@@ -144,26 +143,8 @@ def save_snapshot(path: str, data: dict):
             raise SnapshotError(f'"{key}" is reserved in snapshots; use another name.')
     payload = dict(format=FORMAT, version=VERSION)
     payload.update(_encode(dict(data), 'data'))
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    try:  # make the rename itself durable (not possible on every platform)
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    with dnnlib.util.atomic_write(path, durable=True) as f:
+        torch.save(payload, f)
 
 #----------------------------------------------------------------------------
 

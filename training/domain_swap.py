@@ -4,14 +4,13 @@ between seeds; traversal of one latent dim; the list of active style dims; PNG g
 Seeds give eps as NVIDIA's generate.py does: np.random.RandomState(seed).randn(1, z_dim). Images come
 back as uint8 tensors (NVIDIA's conversion img * 127.5 + 128, clamped), on the CPU.
 """
-import os
-import tempfile
-
 import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 import PIL.ImageFont
 import torch
+
+import dnnlib
 
 #----------------------------------------------------------------------------
 
@@ -129,17 +128,8 @@ def grid_image(images, col_headers=None, row_headers=None, pad=2):
 def save_grid_png(images, path, col_headers=None, row_headers=None):
     """Write `grid_image(...)` to `path` atomically (temp file in the same folder, then rename)."""
     canvas = grid_image(images, col_headers=col_headers, row_headers=row_headers)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.png', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            canvas.save(f, format='PNG')
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with dnnlib.util.atomic_write(path) as f:
+        canvas.save(f, format='PNG')
     return canvas
 
 #----------------------------------------------------------------------------
