@@ -21,7 +21,7 @@ test: venv
 
 demo: venv
 	$(PY) dataset_tool.py --source=builtin:shapes --dest=$(DEMO)/shapes-32.zip --resolution=32 --max-images=10000 --seed=0 --overwrite
-	$(PY) train.py --outdir=$(DEMO)/runs --data=$(DEMO)/shapes-32.zip --cfg=tiny --model=cg-gan --kimg=48 --tick=4 --snap=4 --metrics=none
+	$(PY) train.py --outdir=$(DEMO)/runs --data=$(DEMO)/shapes-32.zip --cfg=tiny --model=cg-gan --aug=noaug --kimg=40 --tick=4 --snap=5 --metrics=none
 	@echo "Done: grids and snapshots are in $(DEMO)/runs/ (fakes*.png, network-snapshot-*.pt)."
 
 clean-venv:

@@ -228,5 +228,6 @@ def test_cli_fine_tunes_istylegan_run_as_cg_gan_exactly(tmp_path):
     assert 'cg-gan' in run.name
     last = load_snapshot(str(sorted(run.glob('network-snapshot-*.pt'))[-1]), rebuild_modules=False)
     assert last['cur_nimg'] == 32 and last['options']['loss_kwargs']['lambda_imgsparse'] == 0.1
+    assert last['domain_names'] == ['red-on-dark', 'green-on-grey', 'blue-on-light']       # for generate.py --domain NAME
     stats = [json.loads(l) for l in open(run / 'stats.jsonl')]
     assert any('Loss/G/imgsparse' in s for s in stats)

@@ -444,7 +444,8 @@ def training_loop(
                             loss=loss.state_dict(), cur_nimg=cur_nimg, cur_tick=cur_tick + 1, batch_idx=batch_idx,
                             augment_p=float(augment_pipe.p.cpu()) if augment_pipe is not None else 0.0,
                             torch_rng=torch.get_rng_state(), numpy_rng=_plain_rng(np.random.get_state()),
-                            training_set_kwargs=_plain(training_set_kwargs), options=_plain(options) if options is not None else None)
+                            training_set_kwargs=_plain(training_set_kwargs), options=_plain(options) if options is not None else None,
+                            domain_names=list(getattr(training_set, 'domain_names', None) or []) or None)  # generate.py --domain NAME, grid headers
                 if augment_pipe is not None:
                     data['augment_pipe'] = augment_pipe
                 if ada is not None:
