@@ -209,7 +209,7 @@ def _calc_swap_metric(metric, spec, G, dataset_kwargs, device, start, num_gpus):
         _swap_probe_memo[key] = swap.train_swap_probe(dataset, device=device)
     G = copy.deepcopy(G).eval().requires_grad_(False).to(device)
     results = swap.calc_swap_metrics(G, dataset, num_samples=spec.num_gen, device=device, probe=_swap_probe_memo[key])
-    results = {k: float(v) for k, v in results.items() if isinstance(v, (int, float, np.floating))}
+    results = {k: float(v) for k, v in results.items() if isinstance(v, (int, float, np.floating)) and k not in ('num_samples', 'num_domains')}
     total_time = time.time() - start
     return dnnlib.EasyDict(results=dnnlib.EasyDict(results), metric=metric, total_time=total_time,
                            total_time_str=dnnlib.util.format_time(total_time), num_gpus=num_gpus, mode=None,

@@ -85,3 +85,27 @@ def test_user_errors_are_one_sentence(setup, args, sentence):
     assert err.startswith('Error: ') and sentence in err
 
 #----------------------------------------------------------------------------
+
+
+def test_swap1k_metric_through_calc_metric(tmp_path, monkeypatch):
+    """swap1k: the CG-GAN swap metrics through the registry (probe trained once per dataset, memoised)."""
+    import dataset_tool
+    import dnnlib
+    from metrics import metric_main, swap
+    data = tmp_path / 'shapes.zip'
+    dataset_tool.convert_dataset('builtin:shapes', str(data), resolution=16, max_images=200, progress=False)
+    calls, train_probe = [], swap.train_swap_probe
+    def small_probe(dataset, device='cpu', **kwargs):
+        calls.append(1)
+        return train_probe(dataset, device, num_train=200, train_steps=20, batch_size=32, probe_res=16)
+    monkeypatch.setattr(swap, 'train_swap_probe', small_probe)
+    torch.manual_seed(0)
+    G = dnnlib.util.construct_class_by_name(class_name='training.networks.Generator', z_dim=8, w_dim=8, c_dim=3,
+        img_resolution=16, img_channels=3, synthesis_kwargs=dict(channel_base=64, channel_max=16),
+        mapping_kwargs=dict(class_name='training.domain_flow.DomainFlowMapping', num_layers=2, i_dim=4))
+    kwargs = dict(class_name='training.dataset.ImageFolderDataset', path=str(data))
+    res = [metric_main.calc_metric('swap1k', G, kwargs, device='cpu', progress=False) for _ in range(2)]
+    assert len(calls) == 1                                                             # probe reused for the second network
+    assert res[0].metric == 'swap1k' and set(res[0].results) >= {'swap_domain_acc', 'swap_content_kappa', 'probe_domain_acc_real'}
+    assert 0 <= res[0].results.swap_domain_acc <= 1 and 'num_samples' not in res[0].results
+    assert res[0].results == res[1].results                                           # seeded: same numbers
