@@ -312,13 +312,8 @@ class AugmentPipe(torch.nn.Module):
 
     def _geometric(self, images, dp):
         n, c, h, w = images.shape
-        device = images.device
-        dtype = torch.float64 if images.dtype == torch.float64 else torch.float32
-        rand = lambda *s: torch.rand(s, device=device, dtype=torch.float32)
-        randn = lambda *s: torch.randn(s, device=device, dtype=torch.float32)
+        device, dtype, rand, randn, dbg, q, gauss = _draw_tools(images, dp)
         ref = torch.zeros([n], device=device, dtype=dtype)
-        dbg, q = dp is not None, (0.0 if dp is None else float(dp))
-        gauss = lambda std: _erfinv(q * 2 - 1) * std   # Quantile q of N(0, std^2).
         G_inv = torch.eye(3, device=device, dtype=dtype).expand(n, 3, 3)
         active = False                                  # G_inv @ output pixel = input pixel.
 
@@ -390,13 +385,8 @@ class AugmentPipe(torch.nn.Module):
 
     def _color(self, images, dp):
         n, c, h, w = images.shape
-        device = images.device
-        dtype = torch.float64 if images.dtype == torch.float64 else torch.float32
-        rand = lambda *s: torch.rand(s, device=device, dtype=torch.float32)
-        randn = lambda *s: torch.randn(s, device=device, dtype=torch.float32)
+        device, dtype, rand, randn, dbg, q, gauss = _draw_tools(images, dp)
         ref = torch.zeros([n], device=device, dtype=dtype)
-        dbg, q = dp is not None, (0.0 if dp is None else float(dp))
-        gauss = lambda std: _erfinv(q * 2 - 1) * std
         I_4 = torch.eye(4, device=device, dtype=dtype)
         C = I_4.expand(n, 4, 4)                         # C @ colour_in = colour_out (homogeneous RGB).
         active = False
@@ -485,6 +475,18 @@ class AugmentPipe(torch.nn.Module):
         return images
 
 #----------------------------------------------------------------------------
+
+def _draw_tools(images, dp):
+    """(device, dtype, rand, randn, debug, q, gauss) for one batch: float32 uniform/normal draws, the matrix
+    dtype (float64 for float64 images), q = debug_percentile (0 when None) and gauss(std) = its quantile of N(0, std^2)."""
+    device = images.device
+    dtype = torch.float64 if images.dtype == torch.float64 else torch.float32
+    rand = lambda *s: torch.rand(s, device=device, dtype=torch.float32)
+    randn = lambda *s: torch.randn(s, device=device, dtype=torch.float32)
+    q = 0.0 if dp is None else float(dp)
+    gauss = lambda std: _erfinv(q * 2 - 1) * std
+    return device, dtype, rand, randn, dp is not None, q, gauss
+
 
 def _erfinv(v: float) -> float:
     return float(torch.erfinv(torch.tensor(v, dtype=torch.float64)))
