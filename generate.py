@@ -43,7 +43,7 @@ def parse_range(s) -> list:
 
 def seed_to_z(seed: int, z_dim: int) -> torch.Tensor:
     """The latent NVIDIA's generate.py uses for a seed: RandomState(seed).randn(1, z_dim)."""
-    return torch.from_numpy(np.random.RandomState(seed).randn(1, z_dim)).to(torch.float32)
+    return domain_swap.seed_latent(seed, z_dim)
 
 
 def domain_names_of(data: dict):

@@ -109,3 +109,15 @@ def test_swap1k_metric_through_calc_metric(tmp_path, monkeypatch):
     assert res[0].metric == 'swap1k' and set(res[0].results) >= {'swap_domain_acc', 'swap_content_kappa', 'probe_domain_acc_real'}
     assert 0 <= res[0].results.swap_domain_acc <= 1 and 'num_samples' not in res[0].results
     assert res[0].results == res[1].results                                           # seeded: same numbers
+
+
+def test_swap1k_refuses_an_unconditional_generator(tmp_path):
+    import dataset_tool
+    import dnnlib
+    from metrics import metric_main
+    data = tmp_path / 'shapes.zip'
+    dataset_tool.convert_dataset('builtin:shapes', str(data), resolution=16, max_images=16, progress=False)
+    G = dnnlib.util.construct_class_by_name(class_name='training.networks.Generator', z_dim=8, w_dim=8, c_dim=0,
+        img_resolution=16, img_channels=3, synthesis_kwargs=dict(channel_base=64, channel_max=16), mapping_kwargs=dict(num_layers=2))
+    with pytest.raises(ValueError, match='needs a conditional generator'):
+        metric_main.calc_metric('swap1k', G, dict(class_name='training.dataset.ImageFolderDataset', path=str(data)), device='cpu')

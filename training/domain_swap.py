@@ -19,9 +19,14 @@ def _device(G):
     return torch.device('cpu') if p is None else p.device
 
 
+def seed_latent(seed, z_dim):
+    """The latent NVIDIA's generate.py uses for a seed: RandomState(seed).randn(1, z_dim), float32 on the CPU."""
+    return torch.from_numpy(np.random.RandomState(int(seed)).randn(1, z_dim)).to(torch.float32)
+
+
 def seed_to_z(G, seed):
-    """eps for a seed, as NVIDIA's generate.py draws it: [1, z_dim]."""
-    return torch.from_numpy(np.random.RandomState(int(seed)).randn(1, G.z_dim)).to(_device(G), torch.float32)
+    """eps for a seed on G's device: [1, z_dim]."""
+    return seed_latent(seed, G.z_dim).to(_device(G))
 
 
 def domain_onehot(G, domain):
