@@ -232,9 +232,12 @@ def _rank_entry(opts):
                 json.dump([rows, caption], f)
     except UserError as e:
         print(f'Error: {e}', flush=True)
+        distributed.shutdown(sync=False)
         raise SystemExit(1)
-    finally:
-        distributed.shutdown()
+    except BaseException:
+        distributed.shutdown(sync=False)
+        raise
+    distributed.shutdown()
 
 #----------------------------------------------------------------------------
 

@@ -44,10 +44,13 @@ def _worker(c, temp_dir):
     try:
         kwargs = {k: v for k, v in c.items() if k not in ('use_cuda',)}
         training_loop.training_loop(**kwargs)
+    except BaseException:
+        distributed.shutdown(sync=False)  # a sibling may be dead: no barrier
+        raise
     finally:
         if log_file is not None:
             log_file.close()
-        distributed.shutdown()
+    distributed.shutdown()
     del torch, temp_dir
 
 

@@ -75,8 +75,13 @@ def init(device_type: str = 'cuda', timeout_s: int = DEFAULT_TIMEOUT_S) -> torch
     return device
 
 
-def shutdown():
+def shutdown(sync: bool = True):
+    """Leave the process group. With `sync` (the normal end of a job) the ranks first meet at a barrier, so
+    no rank tears down its communicators while a sibling still has collectives or a snapshot write in
+    flight; pass sync=False on an error path, where a sibling may already be dead."""
     if is_initialized():
+        if sync and get_world_size() > 1:
+            torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 #----------------------------------------------------------------------------
@@ -102,6 +107,13 @@ def _child_entry(rank, world_size, port, parent_pid, worker, args):
                       MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     _exit_when_orphaned(parent_pid)
     worker(*args)
+    # Normal end: leave the group together, then exit without interpreter finalisation. Letting Python
+    # finalise a process that used gloo can abort in C++ destructors ("terminate called without an active
+    # exception", seen once in CI), which would turn a finished job into a failed one.
+    shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def launch(worker, num_procs: int, args: tuple = (), poll_s: float = 0.5):
