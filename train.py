@@ -352,7 +352,7 @@ def resolve_resume(resume, outdir, c, requested_model=None):
 @click.option('--snap',             help='How often to save snapshots', metavar='TICKS',                  type=click.IntRange(min=1), default=50, show_default=True)
 @click.option('--seed',             help='Random seed', metavar='INT',                                    type=click.IntRange(min=0), default=0, show_default=True)
 @click.option('--fp32',             help='Disable mixed-precision', metavar='BOOL',                       type=bool, default=False, show_default=True)
-@click.option('--fast',             help='GPU fast path: auto (CUDA only), off, or a torch.compile mode',  type=click.Choice(['auto', 'off', 'default', 'reduce-overhead', 'max-autotune-no-cudagraphs', 'max-autotune']), default='off', show_default=True)
+@click.option('--fast',             help='GPU fast path: auto (CUDA only), off, fused (Triton ops, no compiling) or a torch.compile mode',  type=click.Choice(['auto', 'off', 'fused', 'default', 'reduce-overhead', 'max-autotune-no-cudagraphs', 'max-autotune']), default='off', show_default=True)
 @click.option('--workers',          help='DataLoader worker processes [default: 3 on GPU, 0 on CPU]', metavar='INT', type=click.IntRange(min=0))
 @click.option('-n', '--dry-run',    help='Print training options and exit',                               is_flag=True)
 def main(**kwargs):

@@ -3,6 +3,7 @@
   python -m training.bench --cfg=auto --res=256 --batch=16
   python -m training.bench --cfg=tiny --res=32 --model=cg-gan --threads=2
   python -m training.bench --cfg=auto --res=256 --batch=16 --compile=default --channels-last=1 --compare=1
+  python -m training.bench --cfg=auto --res=256 --batch=16 --fused-ops=1 --channels-last=1 --compare=1
   python -m training.bench --cfg=auto --res=256 --batch=32 --sample=1 --compile=reduce-overhead --compare=1
 
 One measurement = one full lazy-regularisation cycle (lcm of the G and D intervals, 16 steps: Gmain and
@@ -19,6 +20,7 @@ import torch
 
 import dnnlib
 from torch_utils import training_stats
+from torch_utils.ops import fused
 from training import fast_path, presets
 
 #----------------------------------------------------------------------------
@@ -150,10 +152,11 @@ def time_sampling(G_fn, G, batch, domains, device, cycles, warmup, batches_per_c
 @click.option('--compile',       help='torch.compile mode of the fast path', type=click.Choice(fast_path.COMPILE_MODES), default='none', show_default=True)
 @click.option('--backend',       help='torch.compile backend', type=click.Choice(['inductor', 'aot_eager', 'eager']), default='inductor', show_default=True)
 @click.option('--channels-last', help='channels-last in the fp16 blocks', type=bool, default=False, show_default=True)
+@click.option('--fused-ops',     help='Fused Triton kernels for bias_act / upfirdn2d (CUDA)', type=bool, default=False, show_default=True)
 @click.option('--compare',       help='Also time the reference path first, in the same process', type=bool, default=False, show_default=True)
 @click.option('--sample',        help='Time sampling (G_ema-like, no grad) instead of training', type=bool, default=False, show_default=True)
 @click.option('--seed',          help='Random seed', type=int, default=0, show_default=True)
-def main(cfg, res, batch, model, domains, aug, cycles, warmup, threads, fp32, tf32, compile, backend, channels_last, compare, sample, seed): # pylint: disable=redefined-builtin
+def main(cfg, res, batch, model, domains, aug, cycles, warmup, threads, fp32, tf32, compile, backend, channels_last, fused_ops, compare, sample, seed): # pylint: disable=redefined-builtin
     """Time training steps (all phases in their lazy proportions) or sampling, and print JSON."""
     if res & (res - 1):
         raise click.BadParameter(f'{res} is not a power of two; pick e.g. 32, 64 or 256.', param_hint='--res')
@@ -167,7 +170,7 @@ def main(cfg, res, batch, model, domains, aug, cycles, warmup, threads, fp32, tf
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
     torch.manual_seed(seed)
     G, D, loss, phases = build(cfg, res, batch, model, device, fp32, domains, aug)
-    config = fast_path.FastPathConfig(compile=compile, backend=backend, channels_last=channels_last)
+    config = fast_path.FastPathConfig(compile=compile, backend=backend, channels_last=channels_last, fused_ops=fused_ops)
     result = dict(
         config=dict(cfg=cfg, res=res, batch=batch, model=model, domains=domains, aug=aug, cycle_steps=math.lcm(*(p.interval for p in phases)),
                     cycles=cycles, warmup=warmup, threads=torch.get_num_threads(), fp32=fp32 or device.type != 'cuda', tf32=tf32 and device.type == 'cuda',
@@ -179,6 +182,7 @@ def main(cfg, res, batch, model, domains, aug, cycles, warmup, threads, fp32, tf
     key = 'images_per_sec' if sample else 'sec_per_kimg'
 
     def run(fast):
+        fused.set_enabled(fast and config.fused_ops)
         if sample:
             G.eval()
             G_fn = G

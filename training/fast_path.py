@@ -1,10 +1,13 @@
-"""The GPU fast path of the training step and of sampling: torch.compile, channels-last, TF32.
+"""The GPU fast path of the training step and of sampling: torch.compile, fused Triton ops, channels-last.
 
 The reference PyTorch path stays the judge. What the fast path may change is only how the mainline
 forward passes run (G mapping, G synthesis and D in Gmain and Dmain); the lazy regularisers R1 (Dreg)
 and path length (Greg) need double backward, which compiled graphs do not support, so they run eager.
 Random numbers: Inductor is told to call the eager random ops (`fallback_random`), so a compiled
-forward draws the same noise as the reference one from the same seed.
+forward draws the same noise as the reference one from the same seed. The fused Triton kernels for
+bias_act and upfirdn2d (torch_utils/ops/fused.py: self-checked per configuration, any-order gradients)
+serve the eager code, R1 and path length included; inside compiled graphs Inductor fuses the
+reference ops itself.
 
 Every compiled callable checks itself on each new call signature (compiled vs eager from the same RNG
 state, module buffers restored): the outputs, and when the call is differentiable also the gradients of
@@ -14,6 +17,7 @@ to eager, after one warning line, when the check fails or the compiled call rais
 path is off unless asked for (compiling there is slow).
 
     cfg = resolve_fast('auto', device)          # FastPathConfig; off on CPU
+    cfg = resolve_fast('fused', device)         # fused ops + channels-last, no compiling
     apply_to_loss(loss, cfg)                    # Gmain / Dmain forwards of the loss use compiled callables
     G_fast = compile_module(G_ema, cfg, 'G')    # sampling
 """
@@ -23,17 +27,20 @@ import warnings
 
 import torch
 
+from torch_utils.ops import fused
+
 #----------------------------------------------------------------------------
 
 COMPILE_MODES = ('none', 'default', 'reduce-overhead', 'max-autotune-no-cudagraphs', 'max-autotune')
 AUTO_COMPILE_MODE = 'default'   # what --fast=auto compiles with on CUDA (chosen by tools/gpu_check.py timings)
-FAST_CHOICES = ('auto', 'off') + COMPILE_MODES[1:]
+FAST_CHOICES = ('auto', 'off', 'fused') + COMPILE_MODES[1:]
 
 @dataclasses.dataclass
 class FastPathConfig:
     compile:        str   = 'none'      # torch.compile mode, or 'none' (eager).
     backend:        str   = 'inductor'  # torch.compile backend ('aot_eager' checks the plumbing cheaply).
     channels_last:  bool  = False       # channels-last activations and weights in the fp16 blocks (as NVIDIA's fp16_channels_last).
+    fused_ops:      bool  = False       # Triton kernels for bias_act / upfirdn2d in eager code (torch_utils.ops.fused).
     self_check:     bool  = True        # Compare compiled vs eager on first use; fall back to eager on mismatch.
     rtol:           float = 2e-2        # Self-check: max|fast - ref| <= rtol * max|ref| + atol.
     atol:           float = 1e-4
@@ -42,7 +49,7 @@ class FastPathConfig:
 
     @property
     def enabled(self):
-        return self.compile != 'none' or self.channels_last
+        return self.compile != 'none' or self.channels_last or self.fused_ops
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -50,8 +57,9 @@ class FastPathConfig:
 #----------------------------------------------------------------------------
 
 def resolve_fast(fast, device):
-    """--fast value -> FastPathConfig. 'auto': compile (AUTO_COMPILE_MODE) + channels-last on CUDA only,
-    off elsewhere; 'off': the reference path; a compile mode: that mode (+ channels-last on CUDA)."""
+    """--fast value -> FastPathConfig. 'auto': compile (AUTO_COMPILE_MODE) + fused ops + channels-last on
+    CUDA only, off elsewhere; 'off': the reference path; 'fused': fused ops (+ channels-last on CUDA), no
+    compiling; a compile mode: that mode (+ fused ops and channels-last on CUDA)."""
     device = torch.device(device)
     if isinstance(fast, FastPathConfig):
         return fast
@@ -62,8 +70,10 @@ def resolve_fast(fast, device):
     cuda = device.type == 'cuda'
     if fast == 'off' or (fast == 'auto' and not cuda):
         return FastPathConfig()
+    if fast == 'fused':
+        return FastPathConfig(channels_last=cuda, fused_ops=True)
     mode = AUTO_COMPILE_MODE if fast == 'auto' else fast
-    return FastPathConfig(compile=mode, channels_last=cuda)
+    return FastPathConfig(compile=mode, channels_last=cuda, fused_ops=cuda)
 
 #----------------------------------------------------------------------------
 
@@ -303,6 +313,7 @@ def apply_to_loss(loss, config):
     R1 and path-length phases keep using the eager modules (double backward)."""
     config = resolve_fast(config, loss.device)
     loss.fast = None
+    fused.set_enabled(config.fused_ops)
     if not config.enabled:
         return config
     if config.channels_last:
@@ -319,11 +330,15 @@ def apply_to_loss(loss, config):
 
 
 def fast_path_report(loss):
-    """{name: 'ok (...)' | 'fallback: reason'} for the loss' compiled callables."""
+    """{name: 'ok (...)' | 'fallback: reason'} for the loss' compiled callables and the fused ops."""
+    out = {}
+    if fused.is_enabled():
+        checks = fused.status()
+        failed = [str(key) for key, ok in checks.items() if not ok]
+        out['fused_ops'] = f'fallback for {len(failed)} of {len(checks)} configurations: {"; ".join(failed)}' if failed else f'ok ({len(checks)} configurations checked)'
     fast = getattr(loss, 'fast', None)
     if not fast:
-        return {}
-    out = {}
+        return out
     for key, fn in fast.items():
         if isinstance(fn, CheckedCallable):
             out[key] = f'fallback: {fn.failed}' if fn.failed else f'ok ({len(fn.checked)} checked, worst rel. err {fn.check_error:.2g}, grads {fn.grad_error:.2g})'

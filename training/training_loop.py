@@ -268,7 +268,7 @@ def training_loop(
     from training import fast_path
     fast_config = fast_path.apply_to_loss(loss, fast)
     if fast_config.enabled:
-        log(f'Fast path: compile={fast_config.compile}, channels_last={fast_config.channels_last} (R1/path length stay eager).')
+        log(f'Fast path: compile={fast_config.compile}, fused_ops={fast_config.fused_ops}, channels_last={fast_config.channels_last} (R1/path length stay eager).')
     phases = []
     for name, module, opt_kwargs, reg_interval in [('G', G, G_opt_kwargs, G_reg_interval), ('D', D, D_opt_kwargs, D_reg_interval)]:
         if reg_interval is None:

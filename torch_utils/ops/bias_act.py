@@ -1,13 +1,16 @@
 """Bias + activation + gain + clamp in one call (StyleGAN2 semantics).
 
-Only the pure-PyTorch reference path exists; it supports gradients of any order. `impl='cuda'` is
-accepted for call-compatibility with NVIDIA's code and currently runs the reference path too; a fused
-kernel may be registered later, but only after it matches `_bias_act_ref` numerically.
+`_bias_act_ref` (pure PyTorch, gradients of any order) is the reference. A fused Triton kernel
+(`fused.py`, `triton_kernels.py`; linear / relu / lrelu) replaces it when the fused ops are switched on,
+the tensors are on a GPU, and the kernel passed its self-check against the reference for this
+configuration; `impl='ref'` always takes the reference path.
 """
 import numpy as np
 import torch
 
 from dnnlib import EasyDict
+
+from . import fused
 
 #----------------------------------------------------------------------------
 # Activation table: function, default alpha (lrelu slope), default gain (variance preserving).
@@ -29,7 +32,7 @@ activation_funcs = {
 
 #----------------------------------------------------------------------------
 
-def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, impl='ref'):
+def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, impl='auto'):
     """y = clamp(gain * act(x + b, alpha), -clamp, +clamp), b broadcast along `dim`.
 
     Args:
@@ -41,11 +44,40 @@ def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, 
         alpha:  Shape parameter (lrelu negative slope); None = the activation's default.
         gain:   Output scale; None = the activation's default (sqrt(2) for relu/lrelu/swish, else 1).
         clamp:  Clamp the output to [-clamp, +clamp]; None = no clamping.
-        impl:   'ref' (default) or 'cuda' (same as 'ref' until a fused kernel exists).
+        impl:   'auto' (default; 'cuda' is the same, as in NVIDIA's code): the fused kernel where it
+                applies (see module doc), else the reference; 'ref': always the reference.
     """
-    if impl not in ('ref', 'cuda'):
-        raise ValueError(f'bias_act: impl must be "ref" or "cuda", got {impl!r}')
+    if impl not in ('auto', 'cuda', 'ref'):
+        raise ValueError(f'bias_act: impl must be "auto", "cuda" or "ref", got {impl!r}')
+    if impl != 'ref' and _fusable(x, b, dim, act, gain, clamp):
+        return _bias_act_fused(x, b, dim, act, alpha, gain, clamp)
     return _bias_act_ref(x, b=b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)
+
+#----------------------------------------------------------------------------
+
+def _fusable(x, b, dim, act, gain, clamp):
+    if act not in ('linear', 'relu', 'lrelu') or not fused.applicable(x, b):
+        return False
+    if not (x.is_floating_point() and 0 <= dim < x.ndim and (x.is_contiguous() or (x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last)))):
+        return False
+    if b is not None and (b.ndim != 1 or b.shape[0] != x.shape[dim] or b.dtype != x.dtype or not b.is_contiguous()):
+        return False  # mixed dtypes promote in the reference; keep its semantics there
+    gain_value = activation_funcs[act].def_gain if gain is None else gain
+    return float(gain_value) > 0 and (clamp is None or clamp >= 0)  # the backward reads the slope off sign(y)
+
+
+def _bias_act_fused(x, b, dim, act, alpha, gain, clamp):
+    spec = activation_funcs[act]
+    alpha = float(alpha if alpha is not None else spec.def_alpha)
+    gain = float(gain if gain is not None else spec.def_gain)
+    clamp = float(clamp) if clamp is not None else None
+    key = ('bias_act', act, alpha, gain, clamp, b is not None, dim, x.ndim, x.dtype, x.is_contiguous())
+    kernels = fused.kernels()
+    fast = lambda x_, b_: kernels.BiasAct.apply(x_, b_, dim, act, alpha, gain, clamp)
+    ref = lambda x_, b_: _bias_act_ref(x_, b_, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)
+    if not fused.passed_self_check(key, fast, ref, (x, b)):
+        return ref(x, b)
+    return fast(x, b)
 
 #----------------------------------------------------------------------------
 

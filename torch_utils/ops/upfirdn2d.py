@@ -3,9 +3,16 @@
 `upfirdn2d` performs, per channel: (1) insert `up - 1` zeros after every pixel, (2) pad with zeros
 (negative padding crops), (3) convolve with the FIR filter `f`, keeping only outputs whose footprint
 lies inside the padded image, (4) keep every `down`-th pixel. Close to `scipy.signal.upfirdn` in 2-D.
-Pure PyTorch; gradients of any order. `impl='cuda'` is accepted and currently runs the same path.
+`_upfirdn2d_ref` (pure PyTorch, gradients of any order) is the reference. A fused Triton kernel
+(`fused.py`, `triton_kernels.py`) replaces it when the fused ops are switched on, the tensors are on a
+GPU, and the kernel passed its self-check against the reference for this configuration;
+`impl='ref'` always takes the reference path.
 """
+import weakref
+
 import torch
+
+from . import fused
 
 #----------------------------------------------------------------------------
 
@@ -68,7 +75,7 @@ def setup_filter(f, device=torch.device('cpu'), normalize=True, flip_filter=Fals
 
 #----------------------------------------------------------------------------
 
-def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='ref'):
+def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='auto'):
     """Upsample (zero insertion), pad, FIR-filter and downsample `x` of shape [N, C, H, W].
 
     f:           Filter from `setup_filter` ([h, w] or separable [taps]), or None (identity).
@@ -77,10 +84,55 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='re
     flip_filter: False = true convolution, True = correlation.
     gain:        Overall signal gain.
     Output size along x: (W * up + x0 + x1 - fw) // down + 1.
+    impl:        'auto' (default; 'cuda' is the same, as in NVIDIA's code): the fused kernel where it
+                 applies (see module doc), else the reference; 'ref': always the reference.
     """
-    if impl not in ('ref', 'cuda'):
-        raise ValueError(f'upfirdn2d: impl must be "ref" or "cuda", got {impl!r}')
+    if impl not in ('auto', 'cuda', 'ref'):
+        raise ValueError(f'upfirdn2d: impl must be "auto", "cuda" or "ref", got {impl!r}')
+    if impl != 'ref' and _fusable(x, f):
+        return _upfirdn2d_fused(x, f, up, down, padding, flip_filter, gain)
     return _upfirdn2d_ref(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
+
+#----------------------------------------------------------------------------
+
+def _fusable(x, f):
+    if not (isinstance(x, torch.Tensor) and x.ndim == 4 and x.is_floating_point() and isinstance(f, torch.Tensor)):
+        return False
+    if f.ndim not in (1, 2) or f.requires_grad or not fused.applicable(x, f):
+        return False
+    return x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
+
+
+_kernel_filters = {}  # (id(f), f._version, flip, gain, device) -> (weakref to f, prepared filter)
+
+def _kernel_filter(f, flip_filter, gain, device):
+    """The fused kernel's 2-D float32 filter (flip and gain applied), cached per filter buffer and version."""
+    key = (id(f), f._version, bool(flip_filter), float(gain), str(device))
+    entry = _kernel_filters.get(key)
+    if entry is not None and entry[0]() is f:
+        return entry[1]
+    g = (torch.outer(f, f) if f.ndim == 1 else f).detach().to(device=device, dtype=torch.float32) * gain
+    g = (g if flip_filter else g.flip([0, 1])).contiguous()
+    if len(_kernel_filters) > 256:
+        _kernel_filters.clear()
+    _kernel_filters[key] = (weakref.ref(f), g)
+    return g
+
+
+def _upfirdn2d_fused(x, f, up, down, padding, flip_filter, gain):
+    up, down, pad = _parse_scaling(up), _parse_scaling(down), _parse_padding(padding)
+    fw, fh = _get_filter_size(f)
+    n, c, h, w = x.shape
+    if (h * up[1] + pad[2] + pad[3] - fh) // down[1] + 1 <= 0 or (w * up[0] + pad[0] + pad[1] - fw) // down[0] + 1 <= 0:
+        return _upfirdn2d_ref(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)  # its error
+    g = _kernel_filter(f, flip_filter, gain, x.device)
+    key = ('upfirdn2d', up, down, pad, tuple(g.shape), x.dtype, x.is_contiguous())
+    kernels = fused.kernels()
+    fast = lambda x_: kernels.UpFirDn2d.apply(x_, g, up, down, pad)
+    ref = lambda x_: _upfirdn2d_ref(x_, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
+    if not fused.passed_self_check(key, fast, ref, (x,)):
+        return ref(x)
+    return fast(x)
 
 #----------------------------------------------------------------------------
 
@@ -122,7 +174,7 @@ def _upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
 
 #----------------------------------------------------------------------------
 
-def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl='ref'):
+def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl='auto'):
     """Filter with `f`; output has the input's size plus `padding` (relative to the output)."""
     px0, px1, py0, py1 = _parse_padding(padding)
     fw, fh = _get_filter_size(f)
@@ -131,7 +183,7 @@ def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl='ref'):
 
 #----------------------------------------------------------------------------
 
-def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl='ref'):
+def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl='auto'):
     """Upsample by `up` with `f`; output size is `up` times the input plus `padding`. DC gain kept."""
     upx, upy = _parse_scaling(up)
     px0, px1, py0, py1 = _parse_padding(padding)
@@ -141,7 +193,7 @@ def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl='ref'):
 
 #----------------------------------------------------------------------------
 
-def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl='ref'):
+def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl='auto'):
     """Downsample by `down` with `f`; output size is the input divided by `down`, plus `padding`."""
     downx, downy = _parse_scaling(down)
     px0, px1, py0, py1 = _parse_padding(padding)
