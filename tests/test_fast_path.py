@@ -3,12 +3,14 @@ self-check fallback with one warning, RNG and buffers untouched by the check, be
 import importlib.util
 import json
 import os
+import sys
 import warnings
 
 import pytest
 import torch
 from click.testing import CliRunner
 
+import dnnlib
 from training import bench, fast_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -316,3 +318,20 @@ def test_gpu_check_diff_report_names_missing_and_nonfinite():
     assert 0 < out['global_rel'] < 1 and out['worst'][0].startswith('bias')
 
 #----------------------------------------------------------------------------
+
+
+def test_gpu_check_fused_section_dry_run_on_cpu():
+    pytest.importorskip('triton')
+    from torch_utils.ops import fused
+    mod = _gpu_check()
+    ctx = dnnlib.EasyDict(device='cpu', small=dict(cfg='tiny', res=16, batch=2))
+    before = os.environ.get('TRITON_INTERPRET')
+    sys.modules.pop('torch_utils.ops.triton_kernels', None)
+    try:
+        out = mod.check_fused_ops(ctx)
+    finally:
+        sys.modules.pop('torch_utils.ops.triton_kernels', None)
+        fused.reset()
+    assert os.environ.get('TRITON_INTERPRET') == before and not fused.is_enabled()
+    assert out['ok'] is True, out['summary']
+    assert out['fp32']['grads_global_rel'] < 1e-4 and len(out['configurations']) >= 4

@@ -202,6 +202,23 @@ def test_networks_with_fused_ops_match_the_reference(monkeypatch, fp16):
 #----------------------------------------------------------------------------
 # Switch, self-check, missing Triton.
 
+def test_self_check_covers_gradients_even_under_inference_mode():
+    x = torch.randn([2, 3, 6, 6])
+    f = upfirdn2d.setup_filter([1, 3, 3, 1])
+    with torch.inference_mode():
+        y = upfirdn2d.upsample2d(x, f)
+        z = bias_act.bias_act(x, torch.randn([3]), act='lrelu', clamp=1.0)
+    assert _ran_fused('upfirdn2d') and _ran_fused('bias_act') and len(fused.status()) == 2
+    torch.testing.assert_close(y, upfirdn2d.upsample2d(x, f, impl='ref'))
+    # The same configuration later needs a gradient: no second check, the kernel's backward is used.
+    xg = x.clone().requires_grad_(True)
+    g, = torch.autograd.grad(upfirdn2d.upsample2d(xg, f).square().sum(), [xg])
+    xr = x.clone().requires_grad_(True)
+    g_ref, = torch.autograd.grad(upfirdn2d.upsample2d(xr, f, impl='ref').square().sum(), [xr])
+    torch.testing.assert_close(g, g_ref)
+    assert len(fused.status()) == 2 and z.shape == x.shape
+
+
 def test_switched_off_never_touches_the_kernels(monkeypatch):
     fused.set_enabled(False)
     monkeypatch.setattr(fused, 'kernels', lambda: pytest.fail('kernels imported while switched off'))

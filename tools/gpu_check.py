@@ -224,12 +224,99 @@ def check_fp16(ctx):
     return out
 
 
+def check_fused_ops(ctx):
+    """Fused Triton ops vs the reference ops on real nets (ctx.small): G forward + backward, D with the
+    R1 penalty (double backward), in fp32 and in fp16 + channels-last as trained; every configuration
+    must pass the kernels' own self-check. Then micro-timings of each op, fused vs reference. On the
+    CPU (dry run) the kernels run in Triton's interpreter."""
+    from torch_utils.ops import fused # pylint: disable=import-outside-toplevel
+    out = dict()
+    interpret_before = os.environ.get('TRITON_INTERPRET')
+    if ctx.device == 'cpu':
+        os.environ['TRITON_INTERPRET'] = '1'
+    fused.reset()
+    try:
+        for precision in ('fp32', 'fp16') if ctx.device == 'cuda' else ('fp32',):  # the CPU builds fp16 blocks in float32
+            out[precision] = _fused_vs_reference(ctx, fp16=(precision == 'fp16'))
+        if ctx.device == 'cuda':
+            out['timing_fwd_bwd'] = _fused_op_timings(ctx)
+    finally:
+        fused.set_enabled(False)
+        if ctx.device == 'cpu':
+            os.environ.pop('TRITON_INTERPRET') if interpret_before is None else os.environ.update(TRITON_INTERPRET=interpret_before)
+    status = fused.status()
+    out['configurations'] = {str(k): v for k, v in status.items()}
+    out['ok'] = bool(status) and all(status.values()) and out['fp32']['img_rel'] < 1e-4 and out['fp32']['grads_global_rel'] < 1e-3 \
+        and out.get('fp16', dict(grads_global_rel=0))['grads_global_rel'] < 5e-2
+    out['summary'] = (f"{sum(status.values())}/{len(status)} configs passed self-check; "
+                      + '; '.join(f"{p} img {out[p]['img_rel']:.1e}, grads {out[p]['grads_global_rel']:.1e} rel" for p in ('fp32', 'fp16') if p in out)
+                      + ''.join(f"; {k} x{v['ref_ms'] / v['fused_ms']:.2f}" for k, v in out.get('timing_fwd_bwd', {}).items()))
+    return out
+
+
+def _fused_vs_reference(ctx, fp16):
+    """G image + gradients of a fixed projection, R1 penalty + its D gradients: fused on vs off."""
+    import torch # pylint: disable=import-outside-toplevel
+    from torch_utils.ops import fused # pylint: disable=import-outside-toplevel
+    from training import fast_path # pylint: disable=import-outside-toplevel
+    G, D = _nets(ctx.small, fp16=fp16)
+    G, D = G.to(ctx.device).requires_grad_(True), D.to(ctx.device).requires_grad_(True)
+    if fp16:
+        fast_path.set_channels_last(G, True)
+        fast_path.set_channels_last(D, True)
+    z, c, _ = _inputs(G, 8 if ctx.device == 'cuda' else 2, ctx.device)
+    runs = []
+    for enabled in (True, False):
+        fused.set_enabled(enabled)
+        G.zero_grad(set_to_none=True)
+        img = G(z, c, noise_mode='const')
+        (img.float() * torch.linspace(-1, 1, img.numel(), device=img.device).reshape(img.shape)).sum().backward()
+        pen, r1_grads = _r1(D, img.detach().float(), c)
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in G.parameters()] + list(r1_grads)
+        runs.append((img.detach(), pen.detach(), [g.detach().clone() for g in grads]))
+    fused.set_enabled(False)
+    (img, pen, grads), (img_ref, pen_ref, grads_ref) = runs
+    return dict(img_rel=_rel(img, img_ref), r1_rel=_rel(pen, pen_ref), grads_global_rel=_global_rel(grads, grads_ref))
+
+
+def _fused_op_timings(ctx):
+    """ms per forward + backward at a 256^2 layer's size (batch 16, 128 channels at 128^2, fp16 channels-last)."""
+    import torch # pylint: disable=import-outside-toplevel
+    from torch_utils.ops import bias_act, fused, upfirdn2d # pylint: disable=import-outside-toplevel
+    f = upfirdn2d.setup_filter([1, 3, 3, 1], device=ctx.device)
+    x = torch.randn([16, 128, 128, 128], device=ctx.device, dtype=torch.float16).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    b = torch.randn([128], device=ctx.device, dtype=torch.float16)
+    cases = dict(bias_act_lrelu_clamp=lambda impl: bias_act.bias_act(x, b, act='lrelu', clamp=256, impl=impl),
+                 upsample2d=lambda impl: upfirdn2d.upsample2d(x, f, impl=impl),
+                 downsample2d=lambda impl: upfirdn2d.downsample2d(x, f, impl=impl),
+                 filter_after_transposed_conv=lambda impl: upfirdn2d.upfirdn2d(x, f, padding=[1, 1, 1, 1], gain=4, impl=impl))
+    fused.set_enabled(True)
+    timing = {name: dict(ref_ms=_cuda_ms(lambda fn=fn: fn('ref').float().sum().backward()),
+                         fused_ms=_cuda_ms(lambda fn=fn: fn('auto').float().sum().backward())) for name, fn in cases.items()}
+    fused.set_enabled(False)
+    return timing
+
+
+def _cuda_ms(fn, reps=10):
+    import torch # pylint: disable=import-outside-toplevel
+    fn()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / reps
+
+
 def check_fast_vs_reference(ctx, fp32=False):
     """Copies of the real training setup (ctx.track size, same weights): ref (eager, the judged
     precision), fast (compiled), and truth (eager fp32: the fp16 noise floor is |ref - truth|).
     Mainline gradients of one Gmain + Dmain round with requires_grad toggled as in training, then
     ctx.steps full training steps (all phases); global relative errors, worst tensors by name."""
     import torch # pylint: disable=import-outside-toplevel
+    from torch_utils.ops import fused # pylint: disable=import-outside-toplevel
     from training import bench, fast_path # pylint: disable=import-outside-toplevel
     s = ctx.track
     device = torch.device(ctx.device)
@@ -240,11 +327,13 @@ def check_fast_vs_reference(ctx, fp32=False):
     copies = dict(ref=make(fp32), fast=make(fp32), truth=make(True))
     for i in (0, 1):
         copies['truth'][i].load_state_dict(copies['ref'][i].state_dict())
-    cfg = fast_path.FastPathConfig(compile=ctx.mode, backend=ctx.backend, channels_last=(device.type == 'cuda' and not fp32))
+    cfg = fast_path.FastPathConfig(compile=ctx.mode, backend=ctx.backend, channels_last=(device.type == 'cuda' and not fp32), fused_ops=(device.type == 'cuda'))
     t0 = time.time()
     fast_path.apply_to_loss(copies['fast'][2], cfg)
+    use_fused = lambda name: fused.set_enabled(cfg.fused_ops and name == 'fast')  # a process-wide switch: only the fast copy uses the kernels
 
     for name, (G, D, loss, _phases) in copies.items():
+        use_fused(name)
         real = torch.rand([s['batch'], 3, s['res'], s['res']], generator=torch.Generator().manual_seed(5)).to(device) * 2 - 1
         c = torch.nn.functional.one_hot(torch.arange(s['batch']) % 2, 2).float().to(device)
         z = torch.randn([s['batch'], G.z_dim], generator=torch.Generator().manual_seed(6)).to(device)
@@ -262,17 +351,21 @@ def check_fast_vs_reference(ctx, fp32=False):
     for G, D, _loss, _phases in copies.values():
         for p in list(G.parameters()) + list(D.parameters()):
             p.grad = None
+    use_fused('fast')
     status_after_grads = fast_path.fast_path_report(copies['fast'][2])
 
     # Full training steps, all phases in their lazy proportions, same seeds.
     for i in range(ctx.steps):
-        for G, D, loss, phases in copies.values():
+        for name, (G, D, loss, phases) in copies.items():
+            use_fused(name)
             torch.manual_seed(1000 + i)
             bench.step(G, D, loss, phases, s['batch'], 2, device, i)
     for k, i in (('G', 0), ('D', 1)):
         out[f'{k}_params_fast_vs_truth'] = _diff_report(copies['fast'][i], copies['truth'][i], grads=False)
         out[f'{k}_params_ref_vs_truth'] = _diff_report(copies['ref'][i], copies['truth'][i], grads=False)
+    use_fused('fast')
     status = fast_path.fast_path_report(copies['fast'][2])
+    fused.set_enabled(False)
     fell_back = any(v.startswith('fallback') for v in status.values())
     out.update(status_after_grads=status_after_grads, status=status, fell_back=fell_back)
 
@@ -363,13 +456,15 @@ def _median(res, key):
     return res.get(key, {}).get('median') if isinstance(res, dict) else None
 
 
-def time_training(ctx, limit, size, model, mode=None, ref=None):
-    """One bench subprocess: mode 'none' times the reference path (no compiling: numbers in ~30 s);
-    a compile mode times the fast path alone, compared with `ref` (that size's reference section)."""
+def time_training(ctx, limit, size, model, mode=None, ref=None, fused_ops=True):
+    """One bench subprocess: mode 'none' without fused ops times the reference path (no compiling:
+    numbers in ~30 s); otherwise the fast path alone (a compile mode and/or the fused ops), compared
+    with `ref` (that size's reference section)."""
     mode = mode or ctx.mode
-    fast = mode != 'none'
+    fast = mode != 'none' or fused_ops
+    label = '+'.join(([mode] if mode != 'none' else []) + (['fused'] if fused_ops else [])) or 'reference'
     args = [f'--cfg={size["cfg"]}', f'--res={size["res"]}', f'--batch={size["batch"]}', f'--model={model}', f'--cycles={ctx.cycles}',
-            f'--warmup={ctx.warmup if fast else 2}', f'--compile={mode}', f'--backend={ctx.backend}',
+            f'--warmup={ctx.warmup if fast else 2}', f'--compile={mode}', f'--backend={ctx.backend}', f'--fused-ops={int(fused_ops)}',
             f'--channels-last={int(ctx.device == "cuda" and fast)}', '--compare=0', *ctx.bench_extra]
     res = bench(ctx, limit, args)
     t = _median(res, 'sec_per_kimg')
@@ -378,7 +473,7 @@ def time_training(ctx, limit, size, model, mode=None, ref=None):
     ref_t = _median(ref, 'sec_per_kimg')
     res['ok'] = None if not res['fast_path_warnings'] else False
     spread = res['sec_per_kimg']
-    res['summary'] = (f"{mode if fast else 'reference'} {t:.2f} s/kimg [{spread['min']:.2f}-{spread['max']:.2f}] ({res['peak_memory_gb']:.1f} GB, warm-up {res['warmup_s']:.0f} s)"
+    res['summary'] = (f"{label} {t:.2f} s/kimg [{spread['min']:.2f}-{spread['max']:.2f}] ({res['peak_memory_gb']:.1f} GB, warm-up {res['warmup_s']:.0f} s)"
                       + (f", x{ref_t / t:.2f} vs reference {ref_t:.2f}" if fast and ref_t else '')
                       + (f"; status {res.get('status')}" if fast else '')
                       + (f"; WARN {res['fast_path_warnings'][0][:120]}" if res['fast_path_warnings'] else ''))
@@ -390,7 +485,8 @@ def time_training(ctx, limit, size, model, mode=None, ref=None):
 def time_sampling(ctx, limit, size, mode=None):
     mode = mode or ctx.sample_mode
     args = [f'--cfg={size["cfg"]}', f'--res={size["res"]}', f'--batch={size["sample_batch"]}', '--sample=1', f'--cycles={ctx.cycles}',
-            f'--warmup={ctx.warmup}', f'--compile={mode}', f'--backend={ctx.backend}', f'--channels-last={int(ctx.device == "cuda")}', '--compare=1', *ctx.bench_extra]
+            f'--warmup={ctx.warmup}', f'--compile={mode}', f'--backend={ctx.backend}', f'--channels-last={int(ctx.device == "cuda")}',
+            f'--fused-ops={int(ctx.device == "cuda")}', '--compare=1', *ctx.bench_extra]
     res = bench(ctx, limit, args)
     if 'images_per_sec' not in res:
         return res
@@ -427,18 +523,19 @@ def _table(results):
 
 
 def _targets(results):
-    """The issue's targets, from the timings present (H100 figures)."""
+    """The issue's targets (H100 figures), from the best fast-path timing present per row (fused, or compiled + fused)."""
     sec = results['sections']
-    def fast(name):
-        out = sec.get(name, {})
-        return _median(out, 'sec_per_kimg')
+    def best(prefix):
+        times = [(_median(sec.get(prefix + suffix, {}), 'sec_per_kimg'), prefix + suffix) for suffix in ('_fused', '_fast')]
+        times = [t for t in times if t[0] is not None]
+        return min(times) if times else (None, None)
     t = dict()
-    for name, target in [('time_sg2_256_b16_fast', 6.8), ('time_sg2_64_b64_fast', 1.4)]:
-        v = fast(name)
+    for prefix, target in [('time_sg2_256_b16', 6.8), ('time_sg2_64_b64', 1.4)]:
+        v, name = best(prefix)
         if v is not None:
-            t[name] = dict(fast_s_per_kimg=v, target=target, met=v <= target)
-    for sg2, cg in [('time_sg2_256_b16_fast', 'time_cg_256_b16_fast'), ('time_sg2_64_b64_fast', 'time_cg_64_b64_fast')]:
-        a, b = fast(sg2), fast(cg)
+            t[prefix] = dict(fast_s_per_kimg=v, best=name, target=target, met=v <= target)
+    for sg2, cg in [('time_sg2_256_b16', 'time_cg_256_b16'), ('time_sg2_64_b64', 'time_cg_64_b64')]:
+        (a, _), (b, _) = best(sg2), best(cg)
         if a is not None and b is not None:
             t[cg + '_overhead'] = dict(ratio=b / a, target=1.2, met=b / a <= 1.2)
     return t
@@ -489,11 +586,14 @@ def main(device, quick, budget, mode, sample_mode, extra_modes, steps, compile_c
     chk.results['environment'] = chk.results['sections']['environment']
     chk.run('cuda_vs_cpu_fp32', lambda limit: check_cuda_vs_cpu(ctx), 60)
     chk.run('fp16_vs_fp32', lambda limit: check_fp16(ctx), 40)
+    chk.run('fused_ops_vs_reference', lambda limit: check_fused_ops(ctx), 90)
     # Timings first (each its own subprocess with a hard limit; the reference needs no compiling).
-    ref = chk.run('time_sg2_256_b16_ref', lambda limit: time_training(ctx, limit, ctx.big, 'stylegan2-ada', mode='none'), 90, min_time=30)
+    ref = chk.run('time_sg2_256_b16_ref', lambda limit: time_training(ctx, limit, ctx.big, 'stylegan2-ada', mode='none', fused_ops=False), 90, min_time=30)
+    chk.run('time_sg2_256_b16_fused', lambda limit: time_training(ctx, limit, ctx.big, 'stylegan2-ada', mode='none', ref=ref), 90, min_time=30)
     chk.run('time_sg2_256_b16_fast', lambda limit: time_training(ctx, limit, ctx.big, 'stylegan2-ada', ref=ref), ctx.compile_cap, min_time=60)
     if not quick:
-        ref = chk.run('time_sg2_64_b64_ref', lambda limit: time_training(ctx, limit, small_t, 'stylegan2-ada', mode='none'), 60, min_time=20)
+        ref = chk.run('time_sg2_64_b64_ref', lambda limit: time_training(ctx, limit, small_t, 'stylegan2-ada', mode='none', fused_ops=False), 60, min_time=20)
+        chk.run('time_sg2_64_b64_fused', lambda limit: time_training(ctx, limit, small_t, 'stylegan2-ada', mode='none', ref=ref), 60, min_time=20)
         chk.run('time_sg2_64_b64_fast', lambda limit: time_training(ctx, limit, small_t, 'stylegan2-ada', ref=ref), ctx.compile_cap, min_time=60)
     # Correctness of the fast path (small nets): fp32 first (the compiler alone), then fp16 + channels-last as trained.
     chk.run('fast_vs_reference_fp32', lambda limit: check_fast_vs_reference(ctx, fp32=True), ctx.compile_cap, min_time=30)
@@ -507,7 +607,8 @@ def main(device, quick, budget, mode, sample_mode, extra_modes, steps, compile_c
         torch.cuda.empty_cache()
     if not quick:
         chk.run('time_sample_256', lambda limit: time_sampling(ctx, limit, ctx.big), 120, min_time=30)
-        ref = chk.run('time_cg_256_b16_ref', lambda limit: time_training(ctx, limit, ctx.big, 'cg-gan', mode='none'), 90, min_time=30)
+        ref = chk.run('time_cg_256_b16_ref', lambda limit: time_training(ctx, limit, ctx.big, 'cg-gan', mode='none', fused_ops=False), 90, min_time=30)
+        chk.run('time_cg_256_b16_fused', lambda limit: time_training(ctx, limit, ctx.big, 'cg-gan', mode='none', ref=ref), 90, min_time=30)
         chk.run('time_cg_256_b16_fast', lambda limit: time_training(ctx, limit, ctx.big, 'cg-gan', ref=ref), ctx.compile_cap, min_time=60)
         for extra in [m for m in extra_modes.split(',') if m and m != mode]:
             chk.run(f'time_sg2_256_b16_{extra}', lambda limit, extra=extra: time_training(ctx, limit, ctx.big, 'stylegan2-ada', mode=extra), ctx.compile_cap, min_time=60)

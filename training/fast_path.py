@@ -335,7 +335,8 @@ def fast_path_report(loss):
     if fused.is_enabled():
         checks = fused.status()
         failed = [str(key) for key, ok in checks.items() if not ok]
-        out['fused_ops'] = f'fallback for {len(failed)} of {len(checks)} configurations: {"; ".join(failed)}' if failed else f'ok ({len(checks)} configurations checked)'
+        out['fused_ops'] = (f'fallback for {len(failed)} of {len(checks)} configurations: {"; ".join(failed)}' if failed else
+                            f'ok ({len(checks)} configurations checked)' if checks else 'on, unused (no CUDA tensors reached the kernels)')
     fast = getattr(loss, 'fast', None)
     if not fast:
         return out

@@ -113,7 +113,7 @@ def _rel_err(a, b):
 
 def _compare(fast, ref, inputs):
     """None when fast agrees with ref (outputs, then input gradients of a random projection), else the reason."""
-    with torch.enable_grad():
+    with torch.inference_mode(False), torch.enable_grad():  # check the gradients even when called under no_grad / inference_mode
         leaves = [t.detach().clone().requires_grad_(t.is_floating_point()) if t is not None else None for t in inputs]
         leaves_ref = [t.detach().clone().requires_grad_(t.is_floating_point()) if t is not None else None for t in inputs]
         y = fast(*leaves)

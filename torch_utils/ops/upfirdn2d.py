@@ -111,8 +111,9 @@ def _kernel_filter(f, flip_filter, gain, device):
     entry = _kernel_filters.get(key)
     if entry is not None and entry[0]() is f:
         return entry[1]
-    g = (torch.outer(f, f) if f.ndim == 1 else f).detach().to(device=device, dtype=torch.float32) * gain
-    g = (g if flip_filter else g.flip([0, 1])).contiguous()
+    with torch.inference_mode(False):  # a cached filter made under inference_mode could not be saved for backward later
+        g = (torch.outer(f, f) if f.ndim == 1 else f).detach().to(device=device, dtype=torch.float32) * gain
+        g = (g if flip_filter else g.flip([0, 1])).contiguous()
     if len(_kernel_filters) > 256:
         _kernel_filters.clear()
     _kernel_filters[key] = (weakref.ref(f), g)
