@@ -210,15 +210,17 @@ def test_jvp_falls_back_to_double_backward():
 
 
 def test_jacobian_column_l1_measures_style_and_content_columns():
-    A = torch.randn(16, 7)
+    gen = torch.Generator().manual_seed(3)
+    A = torch.randn(16, 7, generator=gen)
     G = ToyG(ToyMapping(), RecordingSynthesis(lambda w: w @ A))
     A[3] = 0                                                             # column 3 unused
-    z = torch.randn(5, 16)
-    for est in ('fd', 'jvp'):
+    z = torch.randn(5, 16, generator=gen)
+    for est, atol in (('fd', 1e-4), ('jvp', 0)):
+        # fd: the two matmul passes may round differently (BLAS blocking), ~1e-7 / (2 delta) per entry
         got = jacobian_column_l1(G, z, None, [3, 5, 0], estimator=est)
         ref = torch.stack([A[k].abs().mean() for k in (3, 5, 0)])
-        torch.testing.assert_close(got, ref, rtol=1e-3, atol=1e-6)
-        assert float(got[0]) == 0
+        torch.testing.assert_close(got, ref, rtol=1e-3, atol=max(atol, 1e-6))
+        assert abs(float(got[0])) <= atol
 
 
 def test_bad_arguments():
