@@ -216,8 +216,9 @@ def _seeds_option(ctx, param, value):
 @click.option('--traverse', 'traverse_dim',  help='CG-GAN: vary latent dim DIM from -3 to 3 for each seed', type=click.IntRange(min=0), metavar='DIM')
 @click.option('--steps',                     help='Number of values for --traverse', type=click.IntRange(min=2), default=7, show_default=True)
 @click.option('--list-active',               help='CG-GAN: print the active style dims with their importance r, then exit', is_flag=True)
+@click.option('--fast',                      help='GPU: fused Triton ops + channels-last (self-checked against the reference ops)', type=click.Choice(['off', 'fused']), default='off', show_default=True)
 def main(network, seeds, truncation_psi, domain, noise_mode, outdir, grid, batch, device,
-         swap_grid, swap_style, traverse_dim, steps, list_active):
+         swap_grid, swap_style, traverse_dim, steps, list_active, fast):
     """Generate images using a pretrained network snapshot.
 
     \b
@@ -235,6 +236,11 @@ def main(network, seeds, truncation_psi, domain, noise_mode, outdir, grid, batch
         dev = pick_device(device)
         print(f'Loading networks from "{network}"...')
         G, data = load_generator(network, dev)
+        if fast == 'fused':  # the kernels run on CUDA tensors (on the CPU only under TRITON_INTERPRET=1)
+            from torch_utils.ops import fused
+            from training.fast_path import set_channels_last
+            fused.set_enabled(True)
+            set_channels_last(G, True)
         if modes:
             truncation_psi = 0.7 if truncation_psi is None else truncation_psi
             run_cg_mode(G, data, modes[0], seeds, domain, truncation_psi, noise_mode, outdir, traverse_dim, steps)

@@ -1,4 +1,6 @@
 """generate.py end to end on small random networks (our .pt format and an NVIDIA-format pickle)."""
+import sys
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -62,6 +64,25 @@ def test_images_written_and_reproducible(snapshots, tmp_path):
     # Different domain -> different image.
     _run('--network', snapshots['cond'], '--seeds', '7', '--domain', 'cat', '--outdir', tmp_path / 'c')
     assert not np.array_equal(_png(tmp_path / 'c' / 'seed0007.png'), img)
+
+
+def test_fused_ops_give_the_reference_images(snapshots, tmp_path, monkeypatch):
+    pytest.importorskip('triton')
+    from torch_utils.ops import fused
+    monkeypatch.setenv('TRITON_INTERPRET', '1')   # the kernels on the CPU
+    monkeypatch.delitem(sys.modules, 'torch_utils.ops.triton_kernels', raising=False)
+    fused.reset()
+    try:
+        res = _run('--network', snapshots['cond'], '--seeds', '1,5', '--domain', 'dog', '--outdir', tmp_path / 'fused', '--fast', 'fused', '--device', 'cpu')
+        assert res.exit_code == 0, res.output
+        assert fused.status() and all(fused.status().values())
+    finally:
+        fused.set_enabled(False)
+        fused.reset()
+    _run('--network', snapshots['cond'], '--seeds', '1,5', '--domain', 'dog', '--outdir', tmp_path / 'ref', '--device', 'cpu')
+    for name in ('seed0001.png', 'seed0005.png'):
+        diff = np.abs(_png(tmp_path / 'fused' / name).astype(int) - _png(tmp_path / 'ref' / name).astype(int))
+        assert diff.max() <= 1  # float32 rounding can flip one 8-bit level
 
 
 def test_random_noise_is_seeded(snapshots, tmp_path):
