@@ -219,6 +219,25 @@ def test_self_check_covers_gradients_even_under_inference_mode():
     assert len(fused.status()) == 2 and z.shape == x.shape
 
 
+def test_forward_mode_ad_and_func_transforms_use_the_reference():
+    """torch.func.jvp (CG-GAN's 'jvp' estimator) and forward_ad see the reference ops; no self-check
+    is spent (or failed) inside them, and the kernels still serve ordinary calls afterwards."""
+    from training.cg_regularizers import _jvp
+    f = upfirdn2d.setup_filter([1, 3, 3, 1])
+    b = torch.randn([3])
+    fn = lambda impl: (lambda x: upfirdn2d.upsample2d(bias_act.bias_act(x, b, act='lrelu', clamp=1.0, impl=impl), f, impl=impl))
+    x, t = torch.randn([2, 3, 5, 5]), torch.randn([2, 3, 5, 5])
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', RuntimeWarning)
+        torch.testing.assert_close(torch.func.jvp(fn('auto'), (x,), (t,))[1], torch.func.jvp(fn('ref'), (x,), (t,))[1])
+        with torch.autograd.forward_ad.dual_level():
+            tangent = torch.autograd.forward_ad.unpack_dual(fn('auto')(torch.autograd.forward_ad.make_dual(x, t))).tangent
+        torch.testing.assert_close(tangent, _jvp(fn('ref'), x, t))
+    assert fused.status() == {}
+    fn('auto')(x)
+    assert _ran_fused('bias_act') and _ran_fused('upfirdn2d')
+
+
 def test_switched_off_never_touches_the_kernels(monkeypatch):
     fused.set_enabled(False)
     monkeypatch.setattr(fused, 'kernels', lambda: pytest.fail('kernels imported while switched off'))

@@ -5,7 +5,8 @@ The reference PyTorch ops stay the judge. The fused kernels run only when all of
   * the tensors live on a CUDA device (or on the CPU under Triton's interpreter, `TRITON_INTERPRET=1`,
     which is how the tests run them on machines without a GPU),
   * Triton imports (a failure is one warning line, then the reference path for the rest of the run),
-  * the call is not being traced by torch.compile (Inductor fuses the reference ops itself),
+  * the call is not being traced by torch.compile (Inductor fuses the reference ops itself), nor run
+    under torch.func transforms or forward-mode AD (the reference ops have the rules for those),
   * the kernel passed its self-check for this configuration: on first use of each configuration key
     (op, options, dtype, layout), fused and reference run on the same inputs; outputs and the
     gradients of one fixed random projection must agree, else one warning line and the reference
@@ -60,6 +61,16 @@ def _is_compiling() -> bool:
     return False
 
 
+def _forward_mode_or_transformed() -> bool:
+    """Inside torch.func transforms (jvp, vmap, ...) or a forward-mode AD level: the kernels' autograd
+    Functions define neither vmap nor jvp rules, so the reference ops (which have them) run there."""
+    functorch = getattr(torch._C, '_functorch', None)
+    if functorch is not None and hasattr(functorch, 'peek_interpreter_stack') and functorch.peek_interpreter_stack() is not None:
+        return True
+    forward_ad = getattr(torch.autograd, 'forward_ad', None)
+    return getattr(forward_ad, '_current_level', -1) >= 0
+
+
 def kernels():
     """The Triton kernel module, imported on first use; None (after one warning) if Triton is missing."""
     global _triton_error, _kernels_module
@@ -75,7 +86,7 @@ def kernels():
 
 def applicable(*tensors) -> bool:
     """True when the fused kernels may be tried on these tensors (switch on, right device, not tracing)."""
-    if not _enabled or _is_compiling():
+    if not _enabled or _is_compiling() or _forward_mode_or_transformed():
         return False
     interp = _interpreting()
     for t in tensors:
