@@ -39,10 +39,28 @@ def test_resolve_fast_choices():
     assert not fast_path.resolve_fast('off', 'cuda').enabled
     cfg = fast_path.resolve_fast('auto', 'cuda')
     assert cfg.compile == fast_path.AUTO_COMPILE_MODE and cfg.channels_last
+    assert cfg.fused_ops and not fast_path.resolve_fast('reduce-overhead', 'cpu').fused_ops
+    cfg = fast_path.resolve_fast('fused', 'cuda')
+    assert cfg.fused_ops and cfg.channels_last and cfg.compile == 'none' and cfg.enabled
+    assert not fast_path.resolve_fast('fused', 'cpu').channels_last
     assert fast_path.resolve_fast('reduce-overhead', 'cpu').compile == 'reduce-overhead'
     assert fast_path.resolve_fast(dict(compile='default', backend='eager'), 'cpu').backend == 'eager'
     with pytest.raises(ValueError, match='fast must be one of'):
         fast_path.resolve_fast('turbo', 'cpu')
+
+
+def test_apply_to_loss_sets_the_fused_switch_both_ways():
+    from torch_utils.ops import fused
+    loss = dnnlib.EasyDict(device=torch.device('cpu'), G=None, D=None)
+    fused.reset()
+    try:
+        fast_path.apply_to_loss(loss, 'fused')
+        assert fused.is_enabled() and loss.fast is None
+        assert fast_path.fast_path_report(loss) == {'fused_ops': 'on, unused (no CUDA tensors reached the kernels)'}
+        fast_path.apply_to_loss(loss, 'off')
+        assert not fused.is_enabled() and fast_path.fast_path_report(loss) == {}
+    finally:
+        fused.set_enabled(False)
 
 
 def test_fast_path_off_is_the_reference_exactly():

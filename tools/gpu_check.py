@@ -456,7 +456,7 @@ def _median(res, key):
     return res.get(key, {}).get('median') if isinstance(res, dict) else None
 
 
-def time_training(ctx, limit, size, model, mode=None, ref=None, fused_ops=True):
+def time_training(ctx, limit, size, model, mode=None, ref=None, fused_ops=True, extra=()):
     """One bench subprocess: mode 'none' without fused ops times the reference path (no compiling:
     numbers in ~30 s); otherwise the fast path alone (a compile mode and/or the fused ops), compared
     with `ref` (that size's reference section)."""
@@ -465,7 +465,7 @@ def time_training(ctx, limit, size, model, mode=None, ref=None, fused_ops=True):
     label = '+'.join(([mode] if mode != 'none' else []) + (['fused'] if fused_ops else [])) or 'reference'
     args = [f'--cfg={size["cfg"]}', f'--res={size["res"]}', f'--batch={size["batch"]}', f'--model={model}', f'--cycles={ctx.cycles}',
             f'--warmup={ctx.warmup if fast else 2}', f'--compile={mode}', f'--backend={ctx.backend}', f'--fused-ops={int(fused_ops)}',
-            f'--channels-last={int(ctx.device == "cuda" and fast)}', '--compare=0', *ctx.bench_extra]
+            f'--channels-last={int(ctx.device == "cuda" and fast)}', '--compare=0', *extra, *ctx.bench_extra]
     res = bench(ctx, limit, args)
     t = _median(res, 'sec_per_kimg')
     if t is None:
@@ -610,6 +610,8 @@ def main(device, quick, budget, mode, sample_mode, extra_modes, steps, compile_c
         ref = chk.run('time_cg_256_b16_ref', lambda limit: time_training(ctx, limit, ctx.big, 'cg-gan', mode='none', fused_ops=False), 90, min_time=30)
         chk.run('time_cg_256_b16_fused', lambda limit: time_training(ctx, limit, ctx.big, 'cg-gan', mode='none', ref=ref), 90, min_time=30)
         chk.run('time_cg_256_b16_fast', lambda limit: time_training(ctx, limit, ctx.big, 'cg-gan', ref=ref), ctx.compile_cap, min_time=60)
+        chk.run('time_cg_64_b64_fused', lambda limit: time_training(ctx, limit, small_t, 'cg-gan', mode='none'), 60, min_time=20)
+        chk.run('time_cg_64_b64_fused_lazy4', lambda limit: time_training(ctx, limit, small_t, 'cg-gan', mode='none', extra=['--sparse-interval=4']), 60, min_time=20)
         for extra in [m for m in extra_modes.split(',') if m and m != mode]:
             chk.run(f'time_sg2_256_b16_{extra}', lambda limit, extra=extra: time_training(ctx, limit, ctx.big, 'stylegan2-ada', mode=extra), ctx.compile_cap, min_time=60)
     chk.results['targets'] = _targets(chk.results)

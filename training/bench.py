@@ -6,8 +6,9 @@
   python -m training.bench --cfg=auto --res=256 --batch=16 --fused-ops=1 --channels-last=1 --compare=1
   python -m training.bench --cfg=auto --res=256 --batch=32 --sample=1 --compile=reduce-overhead --compare=1
 
-One measurement = one full lazy-regularisation cycle (lcm of the G and D intervals, 16 steps: Gmain and
-Dmain every step, Greg every 4th, Dreg every 16th), with synthetic inputs, after warm-up steps.
+One measurement = one full lazy-regularisation cycle (lcm of the G, D and CG-GAN L_s intervals, 16 steps
+by default: Gmain and Dmain every step, Greg every 4th, Dreg every 16th), with synthetic inputs, after
+warm-up steps. `--sparse-interval=N` applies CG-GAN's Jacobian term every N steps (weight x N).
 """
 import json
 import math
@@ -25,7 +26,7 @@ from training import fast_path, presets
 
 #----------------------------------------------------------------------------
 
-def build(cfg, res, batch, model, device, fp32, domains, aug):
+def build(cfg, res, batch, model, device, fp32, domains, aug, sparse_interval=None):
     spec = presets.resolve(cfg, res, 1)
     G_kwargs, D_kwargs = presets.network_kwargs(spec, fp16=(device.type == 'cuda' and not fp32))
     loss_kwargs = dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss', r1_gamma=spec.gamma, pl_weight=spec.pl, style_mixing_prob=spec.mixing)
@@ -33,7 +34,8 @@ def build(cfg, res, batch, model, device, fp32, domains, aug):
         G_kwargs.mapping_kwargs.update(presets.flow_mapping_kwargs(spec, cfg))
         loss_kwargs.lambda_sparse = 0.1
         if model == 'cg-gan':
-            loss_kwargs.update(lambda_imgsparse=0.1, imgsparse_kwargs=dict(delta=0.1, style_mixing_prob=spec.mixing), sparse_interval=spec.sparse_interval)
+            loss_kwargs.update(lambda_imgsparse=0.1, imgsparse_kwargs=dict(delta=0.1, style_mixing_prob=spec.mixing),
+                               sparse_interval=sparse_interval or spec.sparse_interval)
     common = dict(c_dim=domains, img_resolution=res, img_channels=3)
     G = dnnlib.util.construct_class_by_name(**G_kwargs, **common).train().requires_grad_(False).to(device)
     D = dnnlib.util.construct_class_by_name(**D_kwargs, **common).train().requires_grad_(False).to(device)
@@ -89,9 +91,14 @@ def _spread(values):
 
 #----------------------------------------------------------------------------
 
+def cycle_steps(phases, loss):
+    """Steps in one lazy-regularisation cycle: lcm of the phase intervals and CG-GAN's L_s interval."""
+    return math.lcm(*(p.interval for p in phases), getattr(loss, 'sparse_interval', 1))
+
+
 def time_training(G, D, loss, phases, batch, domains, device, cycles, warmup):
     """Warm-up steps (timed apart: compilation lands here), then `cycles` lazy-regularisation cycles."""
-    cycle = math.lcm(*(p.interval for p in phases))
+    cycle = cycle_steps(phases, loss)
     _reset_peak(device)
     t0 = time.perf_counter()
     for i in range(warmup):
@@ -143,6 +150,7 @@ def time_sampling(G_fn, G, batch, domains, device, cycles, warmup, batches_per_c
 @click.option('--batch',         help='Batch size (one pass)', type=click.IntRange(min=1), default=16, show_default=True)
 @click.option('--model',         help='Model', type=click.Choice(presets.MODELS), default='stylegan2-ada', show_default=True)
 @click.option('--domains',       help='Number of domains (label length)', type=click.IntRange(min=0), default=2, show_default=True)
+@click.option('--sparse-interval', help='CG-GAN: Jacobian term every N steps (weight x N) [default: from --cfg]', type=click.IntRange(min=1))
 @click.option('--aug',           help='Run the bgc augment pipe (p=0.2)', type=bool, default=False, show_default=True)
 @click.option('--cycles',        help='Timed cycles (training: 16-step lazy-regularisation cycles; sampling: 16 batches)', type=click.IntRange(min=1), default=3, show_default=True)
 @click.option('--warmup',        help='Untimed steps (or batches) first; compilation happens here', type=click.IntRange(min=0), default=4, show_default=True)
@@ -156,7 +164,7 @@ def time_sampling(G_fn, G, batch, domains, device, cycles, warmup, batches_per_c
 @click.option('--compare',       help='Also time the reference path first, in the same process', type=bool, default=False, show_default=True)
 @click.option('--sample',        help='Time sampling (G_ema-like, no grad) instead of training', type=bool, default=False, show_default=True)
 @click.option('--seed',          help='Random seed', type=int, default=0, show_default=True)
-def main(cfg, res, batch, model, domains, aug, cycles, warmup, threads, fp32, tf32, compile, backend, channels_last, fused_ops, compare, sample, seed): # pylint: disable=redefined-builtin
+def main(cfg, res, batch, model, domains, sparse_interval, aug, cycles, warmup, threads, fp32, tf32, compile, backend, channels_last, fused_ops, compare, sample, seed): # pylint: disable=redefined-builtin
     """Time training steps (all phases in their lazy proportions) or sampling, and print JSON."""
     if res & (res - 1):
         raise click.BadParameter(f'{res} is not a power of two; pick e.g. 32, 64 or 256.', param_hint='--res')
@@ -169,10 +177,11 @@ def main(cfg, res, batch, model, domains, aug, cycles, warmup, threads, fp32, tf
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
     torch.manual_seed(seed)
-    G, D, loss, phases = build(cfg, res, batch, model, device, fp32, domains, aug)
+    G, D, loss, phases = build(cfg, res, batch, model, device, fp32, domains, aug, sparse_interval)
     config = fast_path.FastPathConfig(compile=compile, backend=backend, channels_last=channels_last, fused_ops=fused_ops)
     result = dict(
-        config=dict(cfg=cfg, res=res, batch=batch, model=model, domains=domains, aug=aug, cycle_steps=math.lcm(*(p.interval for p in phases)),
+        config=dict(cfg=cfg, res=res, batch=batch, model=model, domains=domains, aug=aug, sparse_interval=loss.sparse_interval if model == 'cg-gan' else None,
+                    cycle_steps=cycle_steps(phases, loss),
                     cycles=cycles, warmup=warmup, threads=torch.get_num_threads(), fp32=fp32 or device.type != 'cuda', tf32=tf32 and device.type == 'cuda',
                     sample=sample, G_params=sum(p.numel() for p in G.parameters()), D_params=sum(p.numel() for p in D.parameters())),
         fast_path=config.to_dict(),
