@@ -129,6 +129,31 @@ def test_upfirdn2d_matches_reference_to_second_order(geometry, taps, flip_filter
     _assert_close(gg, gg_ref, torch.float32)
 
 
+def test_upfirdn2d_random_geometries_match_reference():
+    """40 random configurations: factors 1-3 per axis, padding -2..4 per side, filters 1x1..5x4, both layouts."""
+    rng = torch.Generator().manual_seed(11)
+    ri = lambda lo, hi: int(torch.randint(lo, hi + 1, [1], generator=rng))
+    for _ in range(40):
+        up, down = [ri(1, 3), ri(1, 3)], [ri(1, 3), ri(1, 3)]
+        padding = [ri(-2, 4) for _ in range(4)]
+        f = torch.rand([ri(1, 4), ri(1, 5)], generator=rng) + 0.1
+        x = torch.randn([ri(1, 2), ri(1, 3), ri(3, 7), ri(3, 7)], generator=rng)
+        if ri(0, 1):
+            x = x.contiguous(memory_format=torch.channels_last)
+        out_h = (x.shape[2] * up[1] + padding[2] + padding[3] - f.shape[0]) // down[1] + 1
+        out_w = (x.shape[3] * up[0] + padding[0] + padding[1] - f.shape[1]) // down[0] + 1
+        if out_h <= 0 or out_w <= 0:
+            continue
+        fused.reset()
+        (xf,), (xr,) = _leaves(x), _leaves(x)
+        y, (g,) = _grads(lambda v: upfirdn2d.upfirdn2d(v, f, up=up, down=down, padding=padding, gain=0.7), [xf])
+        y_ref, (g_ref,) = _grads(lambda v: upfirdn2d.upfirdn2d(v, f, up=up, down=down, padding=padding, gain=0.7, impl='ref'), [xr])
+        config = f'up={up} down={down} padding={padding} filter={list(f.shape)} x={list(x.shape)}'
+        assert _ran_fused('upfirdn2d'), config
+        torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5, msg=config)
+        torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-5, msg=config)
+
+
 def test_upfirdn2d_separable_filter_fp16_and_channels_last():
     torch.manual_seed(3)
     f = upfirdn2d.setup_filter([1, 2, 3, 4, 4, 3, 2, 1])  # >= 8 taps: separable
