@@ -62,14 +62,19 @@ def _fusable(x, b, dim, act, gain, clamp):
         return False
     if b is not None and (b.ndim != 1 or b.shape[0] != x.shape[dim] or b.dtype != x.dtype or not b.is_contiguous()):
         return False  # mixed dtypes promote in the reference; keep its semantics there
-    gain_value = activation_funcs[act].def_gain if gain is None else gain
-    return float(gain_value) > 0 and (clamp is None or clamp >= 0)  # the backward reads the slope off sign(y)
+    return _resolve(act, None, gain)[2] > 0 and (clamp is None or clamp >= 0)  # the backward reads the slope off sign(y)
+
+
+def _resolve(act, alpha, gain):
+    """(activation spec, alpha, gain) with the activation's defaults filled in."""
+    if act not in activation_funcs:
+        raise ValueError(f'bias_act: unknown activation {act!r}; choose from {sorted(activation_funcs)}')
+    spec = activation_funcs[act]
+    return spec, float(alpha if alpha is not None else spec.def_alpha), float(gain if gain is not None else spec.def_gain)
 
 
 def _bias_act_fused(x, b, dim, act, alpha, gain, clamp):
-    spec = activation_funcs[act]
-    alpha = float(alpha if alpha is not None else spec.def_alpha)
-    gain = float(gain if gain is not None else spec.def_gain)
+    _spec, alpha, gain = _resolve(act, alpha, gain)
     clamp = float(clamp) if clamp is not None else None
     key = ('bias_act', act, alpha, gain, clamp, b is not None, dim, x.ndim, x.dtype, x.is_contiguous())
     kernels = fused.kernels()
@@ -82,13 +87,9 @@ def _bias_act_fused(x, b, dim, act, alpha, gain, clamp):
 #----------------------------------------------------------------------------
 
 def _bias_act_ref(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None):
-    if act not in activation_funcs:
-        raise ValueError(f'bias_act: unknown activation {act!r}; choose from {sorted(activation_funcs)}')
+    spec, alpha, gain = _resolve(act, alpha, gain)
     if clamp is not None and clamp < 0:
         raise ValueError(f'bias_act: clamp must be >= 0 or None, got {clamp}')
-    spec = activation_funcs[act]
-    alpha = float(alpha if alpha is not None else spec.def_alpha)
-    gain = float(gain if gain is not None else spec.def_gain)
 
     if b is not None:
         if b.ndim != 1 or not 0 <= dim < x.ndim or b.shape[0] != x.shape[dim]:

@@ -122,11 +122,15 @@ def _rel_err(a, b):
     return float((a - b).abs().max() / (b.abs().max() + 1e-12)) if b.numel() else 0.0
 
 
+def _fresh_leaves(inputs):
+    """Detached copies of `inputs` (None kept), floating-point ones requiring grad."""
+    return [t.detach().clone().requires_grad_(t.is_floating_point()) if t is not None else None for t in inputs]
+
+
 def _compare(fast, ref, inputs):
     """None when fast agrees with ref (outputs, then input gradients of a random projection), else the reason."""
     with torch.inference_mode(False), torch.enable_grad():  # check the gradients even when called under no_grad / inference_mode
-        leaves = [t.detach().clone().requires_grad_(t.is_floating_point()) if t is not None else None for t in inputs]
-        leaves_ref = [t.detach().clone().requires_grad_(t.is_floating_point()) if t is not None else None for t in inputs]
+        leaves, leaves_ref = _fresh_leaves(inputs), _fresh_leaves(inputs)
         y = fast(*leaves)
         y_ref = ref(*leaves_ref)
         if y.shape != y_ref.shape or y.dtype != y_ref.dtype:

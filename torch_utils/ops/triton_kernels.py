@@ -18,6 +18,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .upfirdn2d import output_size
+
 BLOCK = 1024
 ACT_CODES = {'linear': 0, 'relu': 1, 'lrelu': 2}
 
@@ -130,24 +132,13 @@ class BiasActGrad(torch.autograd.Function):
 def _upfirdn2d_kernel(x_ptr, g_ptr, y_ptr, total, num_c, in_h, in_w, out_h, out_w,
                       sxn, sxc, sxh, sxw, syn, syc, syh, syw,
                       UPX: tl.constexpr, UPY: tl.constexpr, DOWNX: tl.constexpr, DOWNY: tl.constexpr,
-                      PX0: tl.constexpr, PY0: tl.constexpr, FW: tl.constexpr, FH: tl.constexpr,
-                      CHANNELS_LAST: tl.constexpr, BLOCK_SIZE: tl.constexpr):
-    offs = tl.program_id(0).to(tl.int64) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+                      PX0: tl.constexpr, PY0: tl.constexpr, FW: tl.constexpr, FH: tl.constexpr, BLOCK_SIZE: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)  # y's memory order (y is dense)
     mask = offs < total
-    if CHANNELS_LAST:     # walk the output in its memory order
-        c = offs % num_c
-        rest = offs // num_c
-        ox = rest % out_w
-        rest = rest // out_w
-        oy = rest % out_h
-        n = rest // out_h
-    else:
-        ox = offs % out_w
-        rest = offs // out_w
-        oy = rest % out_h
-        rest = rest // out_h
-        c = rest % num_c
-        n = rest // num_c
+    n = offs // syn                      # in a dense tensor, index_d = (offset // stride_d) % size_d
+    c = (offs // syc) % num_c
+    oy = (offs // syh) % out_h
+    ox = (offs // syw) % out_w
     base = x_ptr + n * sxn + c * sxc
     acc = offs.to(tl.float32) * 0.0
     for fy in tl.static_range(FH):
@@ -160,16 +151,15 @@ def _upfirdn2d_kernel(x_ptr, g_ptr, y_ptr, total, num_c, in_h, in_w, out_h, out_
             ok = ok_y & (ux >= 0) & (ux % UPX == 0) & (ix < in_w)
             v = tl.load(base + iy * sxh + ix * sxw, mask=ok, other=0.0).to(tl.float32)
             acc += v * tl.load(g_ptr + (fy * FW + fx))
-    tl.store(y_ptr + n * syn + c * syc + oy * syh + ox * syw, acc.to(y_ptr.dtype.element_ty), mask=mask)
+    tl.store(y_ptr + offs, acc.to(y_ptr.dtype.element_ty), mask=mask)
 
 
 def upfirdn2d_forward(x, g, up, down, pad):
     """x [N, C, H, W], g [fh, fw] float32 (flip and gain applied), up/down (x, y), pad (x0, x1, y0, y1)."""
-    (upx, upy), (downx, downy), (px0, px1, py0, py1) = up, down, pad
+    (upx, upy), (downx, downy), (px0, _px1, py0, _py1) = up, down, pad
     n, c, h, w = x.shape
     fh, fw = g.shape
-    out_h = (h * upy + py0 + py1 - fh) // downy + 1
-    out_w = (w * upx + px0 + px1 - fw) // downx + 1
+    out_h, out_w = output_size(h, w, up, down, pad, fw, fh)
     channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     y = torch.empty([n, c, out_h, out_w], dtype=x.dtype, device=x.device,
                     memory_format=torch.channels_last if channels_last else torch.contiguous_format)
@@ -177,7 +167,7 @@ def upfirdn2d_forward(x, g, up, down, pad):
     if total:
         _upfirdn2d_kernel[_grid(total)](x, g, y, total, c, h, w, out_h, out_w, *x.stride(), *y.stride(),
                                         UPX=upx, UPY=upy, DOWNX=downx, DOWNY=downy, PX0=px0, PY0=py0, FW=fw, FH=fh,
-                                        CHANNELS_LAST=channels_last, BLOCK_SIZE=BLOCK)
+                                        BLOCK_SIZE=BLOCK)
     return y
 
 

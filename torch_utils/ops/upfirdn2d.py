@@ -46,6 +46,10 @@ def _get_filter_size(f):
         raise ValueError('upfirdn2d: filter must be a 1-D or 2-D tensor prepared by setup_filter()')
     return int(f.shape[-1]), int(f.shape[0])
 
+def output_size(h, w, up, down, pad, fw, fh):
+    """(out_h, out_w) of upfirdn2d for an h x w input; up/down (x, y), pad (x0, x1, y0, y1)."""
+    return (h * up[1] + pad[2] + pad[3] - fh) // down[1] + 1, (w * up[0] + pad[0] + pad[1] - fw) // down[0] + 1
+
 #----------------------------------------------------------------------------
 
 def setup_filter(f, device=torch.device('cpu'), normalize=True, flip_filter=False, gain=1, separable=None):
@@ -123,8 +127,7 @@ def _kernel_filter(f, flip_filter, gain, device):
 def _upfirdn2d_fused(x, f, up, down, padding, flip_filter, gain):
     up, down, pad = _parse_scaling(up), _parse_scaling(down), _parse_padding(padding)
     fw, fh = _get_filter_size(f)
-    n, c, h, w = x.shape
-    if (h * up[1] + pad[2] + pad[3] - fh) // down[1] + 1 <= 0 or (w * up[0] + pad[0] + pad[1] - fw) // down[0] + 1 <= 0:
+    if min(output_size(x.shape[2], x.shape[3], up, down, pad, fw, fh)) <= 0:
         return _upfirdn2d_ref(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)  # its error
     g = _kernel_filter(f, flip_filter, gain, x.device)
     key = ('upfirdn2d', up, down, pad, tuple(g.shape), x.dtype, x.is_contiguous())
