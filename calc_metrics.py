@@ -188,7 +188,7 @@ def run(opts):
     if opts.num_gpus > torch.cuda.device_count():
         raise UserError(f'--gpus={opts.num_gpus} but {torch.cuda.device_count()} GPU(s) are visible; pass --gpus={torch.cuda.device_count()}.')
     opts.networks = expand_networks(opts.networks, opts.runs)
-    if opts.features == 'inception':  # check (or fetch) the weights before any network is loaded
+    if opts.features == 'inception' and any(metric_main.needs_inception(m) for m in opts.metrics):  # check (or fetch) the weights before any network is loaded
         opts.features = None
         try:
             opts.inception = metric_main.find_inception(opts.inception, allow_download=opts.download)

@@ -3,7 +3,8 @@
 Metrics: fid{1,10,50}k_full, kid{1,10,50}k_full (fakes with labels drawn from the dataset's labels
 vs all reals), fid{1,10,50}k_domain (per domain k: fakes of domain k vs reals of domain k, N fakes per
 domain, plus their mean), swap1k (metrics/swap.py: 1000 eps rendered in every domain, judged by a probe
-trained on the reals; no Inception needed). Features: NVIDIA's Inception-v3 through clean-fid in mode `clean` (default)
+trained on the reals; no Inception needed), gt1k (metrics/ground_truth.py: the same rows judged by the
+factor oracle of a data set with known factors; no Inception needed). Features: NVIDIA's Inception-v3 through clean-fid in mode `clean` (default)
 or `legacy_tensorflow`, or any FeatureExtractor; numbers from another extractor are named fd*/kd*
 with '@<extractor name>' appended, never fid/kid.
 """
@@ -34,6 +35,7 @@ for _k in (1, 10, 50):
     _register(f'kid{_k}k_full', 'kid', _k * 1000, 'full')
     _register(f'fid{_k}k_domain', 'fid', _k * 1000, 'domain')
 _register('swap1k', 'swap', 1000, 'domain')  # CG-GAN swap metrics (metrics/swap.py): domain accuracy, content kappa
+_register('gt1k', 'gt', 1000, 'domain')      # ground-truth factor metrics (metrics/ground_truth.py), judged by the factor oracle
 
 
 def is_valid_metric(metric: str) -> bool:
@@ -42,6 +44,10 @@ def is_valid_metric(metric: str) -> bool:
 
 def list_valid_metrics() -> list:
     return list(_metric_specs.keys())
+
+
+def needs_inception(metric: str) -> bool:
+    return _metric_specs[metric].kind in ('fid', 'kid')
 
 
 def metric_label(key: str, extractor_name: str) -> str:
@@ -128,6 +134,9 @@ def calc_metric(metric, G, dataset_kwargs, num_gpus=1, rank=0, device=None, feat
     start = time.time()
     if spec.kind == 'swap':
         return _calc_swap_metric(metric, spec, G, dataset_kwargs, device, start, num_gpus)
+    if spec.kind == 'gt':
+        from . import ground_truth
+        return ground_truth.calc_metric(metric, spec.num_gen, G, dataset_kwargs, device, seed, num_gpus, cache_dir, progress)
     extractor = build_feature_extractor(feature_extractor, mode=mode, device=device, inception=inception, allow_download=allow_download)
 
     # Reals: NVIDIA's protocol uses every image, no x-flips; labels are needed for conditional G and per-domain splits.
