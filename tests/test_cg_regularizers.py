@@ -31,10 +31,11 @@ class RecordingSynthesis(torch.nn.Module):
     """img[b, 0, 0, :] = func(ws[b, 0, :]) (+ noise); remembers every ws it saw."""
     def __init__(self, func=lambda w: w, use_all_ws=False):
         super().__init__()
-        self.func, self.use_all_ws, self.seen = func, use_all_ws, []
+        self.func, self.use_all_ws, self.seen, self.fp32 = func, use_all_ws, [], []
 
-    def forward(self, ws, noise_mode='const'):
+    def forward(self, ws, noise_mode='const', force_fp32=False):
         self.seen.append(ws.detach().clone())
+        self.fp32.append(force_fp32)
         h = ws.mean(1) if self.use_all_ws else ws[:, 0]
         img = self.func(h)[:, None, None, :]
         if noise_mode == 'random':
@@ -56,7 +57,7 @@ class ConvSynthesis(torch.nn.Module):
         self.fc = torch.nn.Linear(w_dim * num_ws, 4 * 8 * 8)
         self.conv = torch.nn.Conv2d(4, 3, 3, padding=1)
 
-    def forward(self, ws, noise_mode='const'):
+    def forward(self, ws, noise_mode='const', force_fp32=False):
         h = torch.tanh(self.fc(ws.flatten(1))).reshape(-1, 4, 8, 8)
         return self.conv(torch.nn.functional.softplus(h))
 
@@ -106,12 +107,64 @@ def test_fd_value_is_the_naive_difference_quotient_and_depends_on_delta():
             s = round(float((x2 - x)[0, k]) / delta)
             assert abs(float((x2 - x)[0, k]) - s * delta) < 1e-5
             e = torch.zeros(16); e[k] = s * delta
-            ref = (func(z + e) - func(z)).abs().mean()
+            ref = (func(z + e) - func(z)).abs().mean() / delta            # one channel: sum over C is the identity
             torch.testing.assert_close(got, ref)
             vals[(delta, k, s)] = float(got)
     # same column and sign, different delta: a different value (the perturbation matters)
     pairs = [(vals[(0.1, k, s)], vals[(1.0, k, s)]) for (d, k, s) in vals if d == 0.1 and (1.0, k, s) in vals]
     assert pairs and all(abs(a - b) > 1e-3 for a, b in pairs)
+
+
+class UpsampledSynthesis(torch.nn.Module):
+    """The same 3-channel picture of the ws at any resolution (nearest upsampling of an 4x4 image)."""
+    def __init__(self, res):
+        super().__init__()
+        torch.manual_seed(5)
+        self.fc, self.res = torch.nn.Linear(16, 3 * 4 * 4), res
+
+    def forward(self, ws, noise_mode='const', force_fp32=False):
+        img = torch.tanh(self.fc(ws[:, 0])).reshape(-1, 3, 4, 4)
+        return torch.nn.functional.interpolate(img, scale_factor=self.res // 4, mode='nearest')
+
+
+@pytest.mark.parametrize('estimator', ['fd', 'jvp'])
+def test_value_is_the_area_normalised_column_l1_the_same_at_every_resolution(estimator):
+    z = torch.randn(6, 16)
+    vals = []
+    for res in (4, 16, 64):
+        G = ToyG(ToyMapping(), UpsampledSynthesis(res))
+        vals.append(float(jacobian_sparsity_penalty(G, z, None, estimator=estimator, delta=1e-3, style_mixing_prob=0,
+                                                    generator=torch.Generator().manual_seed(1))))
+    G = ToyG(ToyMapping(), UpsampledSynthesis(4))
+    k = int(torch.randperm(2, generator=torch.Generator().manual_seed(1))[0])
+    k = G.mapping.active[k]
+    J = torch.autograd.functional.jacobian(lambda x: G.synthesis(x[:, None].repeat(1, 3, 1)), z)     # [B, 3, 4, 4, B, 16]
+    col = torch.stack([J[b, :, :, :, b, k] for b in range(6)])                                       # d img_b / d x_bk
+    ref = float(col.abs().sum(1).mean())                                                             # sum over colour, mean over area
+    assert vals == pytest.approx([ref] * 3, rel=2e-3 if estimator == 'fd' else 1e-5)
+
+
+def test_passes_run_in_fp32_even_where_the_blocks_would_use_fp16(monkeypatch):
+    """With fp16 switched on (as on CUDA), a normal forward runs the fp16 blocks in float16, the L_s passes in float32."""
+    from training import networks
+    monkeypatch.setattr(networks, 'fp16_supported', lambda device: True)
+    torch.manual_seed(0)
+    G = networks.Generator(z_dim=16, c_dim=3, w_dim=16, img_resolution=16, img_channels=3,
+                           mapping_kwargs=dict(num_layers=2, class_name='training.domain_flow.DomainFlowMapping', i_dim=8),
+                           synthesis_kwargs=dict(channel_base=256, channel_max=16, num_fp16_res=2, conv_clamp=256))
+    seen = []
+    hooks = [b.register_forward_hook(lambda mod, args, out: seen.append(out[0].dtype))
+             for name, b in G.synthesis.named_children() if getattr(b, 'use_fp16', False)]
+    z, c = torch.randn(4, 16), torch.eye(3)[[0, 1, 2, 0]]
+    G(z, c, noise_mode='const')
+    assert seen and all(d == torch.float16 for d in seen)                  # the test can see fp16 when it runs
+    seen.clear()
+    for est in ('fd', 'jvp'):
+        loss = jacobian_sparsity_penalty(G, z, c, estimator=est, style_mixing_prob=0)
+        assert torch.isfinite(loss) and float(loss) > 0
+    assert seen and all(d == torch.float32 for d in seen)
+    for h in hooks:
+        h.remove()
 
 
 def test_never_picks_a_batch_index_and_perturbs_only_active_columns():

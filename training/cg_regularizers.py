@@ -5,11 +5,15 @@ L_s ~ || d img / d x_k ||_1 for active style columns k    (paper Eq. 9: L1 of th
 
 x is the normalised post-flow latent `G.mapping.latent(eps, u)`; img = G.synthesis(broadcast(MLP(x))).
 
-Scaling. `jacobian_sparsity_penalty` returns delta * (mean absolute entry of the Jacobian column
-J e_k), mean over batch, channels and pixels: with estimator='fd' that is exactly the released
-estimator's mean |img(x + s*delta*e_k) - img(x)|, with 'jvp' it is delta * the exact mean |J e_k|.
-So `--lambda-imgsparse` means what it means in the paper and the released code: their defaults
-(lambda_imgsparse = 0.1, delta = 0.1) give the same strength here, and both estimators agree as delta -> 0.
+Scaling (paper Eq. 9, made resolution-free). For a column k, L_s is the L1 norm of the Jacobian column
+J e_k = d img / d x_k with every pixel weighted by its area in a unit-square image:
+    L_s = (1 / (H W)) * sum_{c,h,w} |d img[c,h,w] / d x_k|,
+averaged over the batch and the drawn columns. The same image content rendered at 32² or 1024² gives
+the same value, so one lambda transfers across resolutions; the channel sum keeps the paper's L1 over
+colour. estimator='fd' divides a one-sided difference by delta, 'jvp' is exact; both agree as
+delta -> 0. (The released code's per-pixel mean |img(x + delta e_k) - img(x)| is delta / C times this,
+and never depended on the Jacobian: docs/method.md.) On CUDA both passes run the synthesis in fp32:
+per-pixel differences of a few 1e-3 are at fp16 rounding, exactly where the L1 pushes entries to zero.
 
 Fixed with respect to the released code (docs/method.md): the perturbed image really comes from the
 perturbed latent; both passes share the same ws after style mixing (one second eps with the same
@@ -61,14 +65,14 @@ def _mixing(G, z, c, style_mixing_prob, generator):
 
 
 def _render(G, x, cutoff, w2, noise_mode):
-    """x -> image through MLP, broadcast, the shared style mixing, and synthesis."""
+    """x -> image through MLP, broadcast, the shared style mixing, and synthesis (fp32 blocks even on CUDA)."""
     w = G.mapping.mlp(x)
     num_ws = G.mapping.num_ws
     ws = w.unsqueeze(1).repeat([1, num_ws, 1])
     if w2 is not None:
         reps = x.shape[0] // w2.shape[0]
         ws = torch.cat([ws[:, :cutoff], w2.repeat([reps, 1]).unsqueeze(1).repeat([1, num_ws - cutoff, 1])], dim=1)
-    return G.synthesis(ws, noise_mode=noise_mode)
+    return G.synthesis(ws, noise_mode=noise_mode, force_fp32=True)
 
 
 class _SameNoise:
@@ -97,11 +101,15 @@ def _jvp(fn, x, tangent):
     g = torch.autograd.grad(y, x, v, create_graph=True)[0]                              # v^T J, linear in v
     return torch.autograd.grad(g, v, tangent, create_graph=True)[0]                     # d(v^T J t)/dv = J t
 
+def column_l1(jac_col):
+    """(1 / (H W)) sum_{c,h,w} |J e_k| for [..., C, H, W] Jacobian columns, mean over the leading dims."""
+    return jac_col.abs().sum(dim=-3).mean()
+
 #----------------------------------------------------------------------------
 
 def jacobian_sparsity_penalty(G, z, c, *, delta=0.1, estimator='fd', num_columns=1, style_mixing_prob=0.9,
                               generator=None, noise_mode='const'):
-    """L_s: delta * estimated mean |d img / d x_k| over `num_columns` random active style columns k.
+    """L_s: the area-normalised L1 norm of d img / d x_k, mean over `num_columns` random active style columns k.
 
     G: a generator with `.mapping` (latent(z, c), mlp(x), num_ws, style_mask()) and `.synthesis(ws,
     noise_mode=...)`. Returns a scalar that backpropagates into mapping and synthesis; zero (still
@@ -127,8 +135,8 @@ def jacobian_sparsity_penalty(G, z, c, *, delta=0.1, estimator='fd', num_columns
         for k in picks:
             tangent = torch.zeros_like(x)
             tangent[:, k] = 1                                                           # e_k
-            terms.append(_jvp(lambda xx: _render(G, xx, cutoff, w2, noise_mode), x, tangent).abs().mean())
-        return torch.stack(terms).mean() * delta                                        # same scale as 'fd' 
+            terms.append(column_l1(_jvp(lambda xx: _render(G, xx, cutoff, w2, noise_mode), x, tangent)))
+        return torch.stack(terms).mean()
 
     shifted = []
     for k, s in zip(picks, signs):
@@ -145,7 +153,7 @@ def jacobian_sparsity_penalty(G, z, c, *, delta=0.1, estimator='fd', num_columns
     else:                                                                               # one batched pass
         out = _render(G, torch.cat([x] + shifted), cutoff, w2, noise_mode)
         img, imgs_k = out[:B], out[B:].reshape(len(shifted), *out[:B].shape)
-    return (imgs_k - img.unsqueeze(0)).abs().mean()                                     # ~ delta * mean |J e_k|
+    return column_l1((imgs_k - img.unsqueeze(0)) / delta)                               # ~ J e_k, one-sided
 
 #----------------------------------------------------------------------------
 
