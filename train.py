@@ -23,6 +23,9 @@ class UserError(Exception):
 
 #----------------------------------------------------------------------------
 
+NOT_LOOP_KWARGS = ('use_cuda', 'preset', 'resume_notes')   # run options that the training loop does not take
+
+
 def _worker(c, temp_dir):
     """Entry point of one rank (spawned by --gpus=N, started by torchrun, or called directly)."""
     import torch
@@ -42,7 +45,9 @@ def _worker(c, temp_dir):
             print(*args, **kwargs, file=log_file, flush=True)
         c.log_fn = log_fn
     try:
-        kwargs = {k: v for k, v in c.items() if k not in ('use_cuda',)}
+        for note in c.get('resume_notes') or []:
+            c.log_fn(note)
+        kwargs = {k: v for k, v in c.items() if k not in NOT_LOOP_KWARGS}
         training_loop.training_loop(**kwargs)
     except BaseException:
         distributed.shutdown(sync=False)  # a sibling may be dead: no barrier
@@ -66,7 +71,7 @@ def launch_training(c, desc, outdir, dry_run):
     cur_run_id = max(prev_run_ids, default=-1) + 1
     c.run_dir = os.path.join(outdir, f'{cur_run_id:05d}-{desc}')
 
-    options = json.loads(json.dumps({k: v for k, v in c.items() if k not in ('options', 'log_fn', 'rank', 'device')}))
+    options = json.loads(json.dumps({k: v for k, v in c.items() if k not in ('options', 'log_fn', 'rank', 'device', 'resume_notes')}))
     c.options = options
     print0 = print if rank == 0 else (lambda *a, **k: None)
     print0()
@@ -133,7 +138,9 @@ def init_dataset_kwargs(data, cond, mirror, seed):
     dataset_kwargs.max_size = len(dataset_obj)
     dataset_kwargs.xflip = bool(mirror)
     dataset_kwargs.random_seed = seed
-    return dataset_kwargs, getattr(dataset_obj, 'name', os.path.splitext(os.path.basename(data.rstrip('/')))[0])
+    info = dnnlib.EasyDict(resolution=dataset_obj.resolution, channels=dataset_obj.num_channels, label_dim=dataset_obj.label_dim,
+                           use_labels=dataset_kwargs.use_labels)
+    return dataset_kwargs, getattr(dataset_obj, 'name', os.path.splitext(os.path.basename(data.rstrip('/')))[0]), info
 
 
 def parse_comma_separated_list(s):
@@ -144,18 +151,40 @@ def parse_comma_separated_list(s):
     return s.split(',')
 
 
-def build_config(opts):
-    """Turn the CLI options into the training_loop kwargs (an EasyDict) and a run description."""
+def build_config(opts, explicit=()):
+    """Turn the CLI options into the training_loop kwargs (an EasyDict) and a run description.
+
+    explicit: the names of the options given on the command line (they override a resumed run's values)."""
     import torch
     from training import presets
+    from training import resume as resume_lib
     opts = dnnlib.EasyDict(opts)
+    explicit = set(explicit)
 
     # --cfg=cg-gan / istylegan are shorthand for --cfg=auto --model=...
     if opts.cfg in ('cg-gan', 'istylegan'):
         opts.model = opts.cfg
         opts.cfg = 'auto'
-    requested_model = opts.model                    # None: not given (keep a resumed run's model)
-    opts.model = opts.model or 'stylegan2-ada'
+        explicit.add('model')
+
+    # Resume: read the file first, so that the run's model and preset are the defaults of this one.
+    kind = stored = saved = nets = None
+    requested_model = opts.model                    # None: not given (a resumed run keeps its model)
+    default_model = None
+    if opts.resume is not None:
+        resume_path = resume_file(opts.resume, opts.outdir)
+        try:
+            kind, stored, saved = resume_lib.peek(resume_path)
+        except resume_lib.ResumeError as e:
+            raise UserError(str(e)) from None
+        if kind == 'exact':
+            default_model = resume_lib.model_of(stored)
+            if 'cfg' not in explicit and stored.get('preset') in presets.PRESETS:
+                opts.cfg = stored.preset
+        else:
+            nets = load_resume_networks(resume_path)
+            default_model = resume_lib.net_model(nets)
+    opts.model = requested_model or default_model or 'stylegan2-ada'
     use_cuda = torch.cuda.is_available()
     under_torchrun = int(os.environ.get('WORLD_SIZE', '1')) > 1
     num_gpus = int(os.environ['WORLD_SIZE']) if under_torchrun else opts.gpus
@@ -163,9 +192,10 @@ def build_config(opts):
         raise UserError(f'--gpus={num_gpus} but only {torch.cuda.device_count()} GPUs are visible; lower --gpus.')
 
     c = dnnlib.EasyDict()
-    c.training_set_kwargs, dataset_name = init_dataset_kwargs(opts.data, opts.cond, opts.mirror, opts.seed)
+    c.training_set_kwargs, dataset_name, data_info = init_dataset_kwargs(opts.data, opts.cond, opts.mirror, opts.seed)
     res = c.training_set_kwargs.resolution
     spec = presets.resolve(opts.cfg, res, num_gpus)
+    c.preset = opts.cfg
     c.data_loader_kwargs = dnnlib.EasyDict(pin_memory=use_cuda, num_workers=opts.workers if opts.workers is not None else (3 if use_cuda else 0),
                                            prefetch_factor=2, persistent_workers=True)
 
@@ -189,9 +219,9 @@ def build_config(opts):
         if not 0 < flow.i_dim <= z_dim:
             raise UserError(f'--i-dim={flow.i_dim} must lie in 1..{z_dim} (z_dim of --cfg={opts.cfg}).')
         c.G_kwargs.mapping_kwargs.update(flow)
-        c.loss_kwargs.lambda_sparse = opts.lambda_sparse if opts.lambda_sparse is not None else 0.1
+        c.loss_kwargs.lambda_sparse = opts.lambda_sparse if opts.lambda_sparse is not None else presets.LAMBDA_SPARSE
         if opts.model == 'cg-gan':
-            c.loss_kwargs.lambda_imgsparse = opts.lambda_imgsparse if opts.lambda_imgsparse is not None else 0.1
+            c.loss_kwargs.lambda_imgsparse = opts.lambda_imgsparse if opts.lambda_imgsparse is not None else presets.LAMBDA_IMGSPARSE
             c.loss_kwargs.imgsparse_kwargs = dnnlib.EasyDict(delta=opts.perturb_norm, estimator=opts.sparse_estimator,
                                                              num_columns=opts.sparse_columns, style_mixing_prob=spec.mixing)
             c.loss_kwargs.sparse_interval = opts.sparse_interval if opts.sparse_interval is not None else spec.sparse_interval
@@ -207,7 +237,7 @@ def build_config(opts):
     c.batch_size = opts.batch if opts.batch is not None else spec.mb
     c.batch_gpu = opts.batch_gpu if opts.batch_gpu is not None else c.batch_size // max(num_gpus, 1)
     c.ema_kimg = opts.ema if opts.ema is not None else spec.ema
-    c.ema_rampup = spec.ramp
+    c.ema_rampup = spec.ramp if opts.ema_rampup is None else (opts.ema_rampup or None)
     c.metrics = parse_comma_separated_list(opts.metrics)
     c.use_cuda = use_cuda
     c.fast = opts.fast
@@ -224,78 +254,56 @@ def build_config(opts):
         c.augment_kwargs = dnnlib.EasyDict(class_name='training.augment.AugmentPipe', **AUGPIPE_SPECS[opts.augpipe])
         if opts.aug == 'ada':
             c.ada_target = opts.target
+            c.ada_kimg = opts.ada_kimg
         else:
             c.augment_p = opts.p
-
-    # Resume: our snapshot continues the run exactly, any other pickle is a transfer start.
-    if opts.resume is not None:
-        resumed = resolve_resume(opts.resume, opts.outdir, c, requested_model)
-        if 'resume_snapshot' in resumed:
-            c = resumed
-        else:
-            c.update(resumed)
 
     if opts.cfg == 'cifar' and opts.model == 'stylegan2-ada':
         c.loss_kwargs.pl_weight = 0
         c.loss_kwargs.style_mixing_prob = 0
-    model = model_of(c) if c.get('resume_snapshot') else opts.model
-    desc = f'{dataset_name:s}-{opts.cfg:s}-{model:s}-gpus{num_gpus:d}-batch{c.batch_size:d}-gamma{c.loss_kwargs.r1_gamma:g}'
+
+    # Resume: our snapshot continues the run exactly (or fine-tunes it), anything else is a transfer start.
+    if opts.resume is not None:
+        notes = []                                  # printed once the resume is known to work
+        try:
+            out = None
+            if kind == 'exact':
+                out = resume_lib.exact_resume(resume_path, stored, saved, c, data_info, explicit, requested_model, notes.append)
+                if out is None:
+                    notes.append(f'--model={opts.model} needs another mapping network than the snapshot\'s {resume_lib.model_of(stored)}: '
+                        f'starting a new run from its weights.')
+                    nets = load_resume_networks(resume_path)
+            if out is None:
+                out = resume_lib.transfer(resume_path, nets, c, data_info, explicit, opts.model, notes.append)
+        except resume_lib.ResumeError as e:
+            raise UserError(str(e)) from None
+        c = out
+        c.resume_notes = notes
+        for note in notes:
+            print(note)
+    desc = f'{dataset_name:s}-{c.preset:s}-{resume_lib.model_of(c):s}-gpus{num_gpus:d}-batch{c.batch_size:d}-gamma{c.loss_kwargs.r1_gamma:g}'
     if opts.desc is not None:
         desc += f'-{opts.desc}'
     c.options = None
     return c, desc
 
 
-def model_of(options) -> str:
-    """The --model a run's options describe: the mapping class and whether L_s is on."""
-    if options.G_kwargs.mapping_kwargs.get('class_name') is None:
-        return 'stylegan2-ada'
-    return 'cg-gan' if options.loss_kwargs.get('lambda_imgsparse', 0) else 'istylegan'
-
-
-def resolve_resume(resume, outdir, c, requested_model=None):
-    """--resume=latest | <our .pt snapshot> (exact) | <NVIDIA/i-StyleGAN .pkl path or URL> (transfer).
-
-    With --model naming another model than the snapshot's: between istylegan and cg-gan (same networks) the
-    run continues exactly with the new model's losses (the paper's fine-tuning); otherwise it is a transfer."""
+def resume_file(resume, outdir):
+    """--resume=latest -> the newest snapshot under --outdir; anything else as given."""
     from training.training_loop import find_latest_snapshot
-    if resume == 'latest':
-        path = find_latest_snapshot(outdir)
-        if path is None:
-            raise UserError(f'--resume=latest found no network-snapshot-*.pt under "{outdir}"; start without --resume or give a file.')
-        resume = path
-    if resume.endswith('.pt'):
-        if not os.path.isfile(resume):
-            raise UserError(f'--resume file "{resume}" does not exist; check the path.')
-        from torch_utils.snapshot import load_snapshot, SnapshotError
-        try:
-            saved = load_snapshot(resume, rebuild_modules=False)
-        except SnapshotError as e:
-            raise UserError(f'Cannot resume from "{resume}": {e}') from None
-        if saved.get('options') is None or 'cur_nimg' not in saved:
-            return dict(resume_pkl=resume)  # weights only: transfer
-        stored = json.loads(json.dumps(saved['options']), object_hook=dnnlib.EasyDict)
-        fine_tune = requested_model is not None and requested_model != model_of(stored)
-        if fine_tune and json.loads(json.dumps(c.G_kwargs)) != json.loads(json.dumps(stored.G_kwargs)):
-            print(f'--model={requested_model} differs from the snapshot\'s {model_of(stored)} network: starting a new run from its weights.')
-            return dict(resume_pkl=resume)
-        if stored.batch_size != c.batch_size:
-            raise UserError(f'The snapshot was trained with --batch={stored.batch_size}; exact resume needs the same batch, pass --batch={stored.batch_size}.')
-        # Exact resume: the stored run options win, except for the schedule and the machine.
-        keep = ('total_kimg', 'kimg_per_tick', 'image_snapshot_ticks', 'network_snapshot_ticks', 'metrics', 'num_gpus', 'batch_gpu',
-                'data_loader_kwargs', 'use_cuda', 'fast')
-        out = {k: v for k, v in stored.items() if k not in keep and k not in ('options', 'run_dir', 'resume_snapshot', 'resume_pkl')}
-        out = json.loads(json.dumps(out), object_hook=dnnlib.EasyDict)
-        out.update({k: c[k] for k in keep if k in c})
-        out.training_set_kwargs.path = c.training_set_kwargs.path
-        if fine_tune:                               # same networks, same run state; the new model's losses
-            print(f'Fine-tuning: continuing the {model_of(stored)} run as {requested_model} (counters, optimizers and ADA p carry on).')
-            out.loss_kwargs = c.loss_kwargs
-        out.resume_snapshot = resume
-        return out
+    if resume != 'latest':
+        return resume
+    path = find_latest_snapshot(outdir)
+    if path is None:
+        raise UserError(f'--resume=latest found no network-snapshot-*.pt under "{outdir}"; start without --resume or give a file.')
+    return path
+
+
+def load_resume_networks(resume):
+    """Read a transfer file now, so that a wrong or unsafe file is one sentence here, not a worker traceback."""
     if not (os.path.isfile(resume) or '://' in resume):
         raise UserError(f'--resume file "{resume}" does not exist; check the path.')
-    import legacy  # transfer: read the file now, so a wrong or unsafe file is one sentence here, not a worker traceback
+    import legacy
     from torch_utils.safe_pickle import UnsafePickleError
     try:
         nets = legacy.load_network(resume)
@@ -303,7 +311,7 @@ def resolve_resume(resume, outdir, c, requested_model=None):
         raise UserError(f'Cannot resume from "{resume}": {e}') from None
     if nets.get('G') is None and nets.get('G_ema') is None:
         raise UserError(f'Cannot resume from "{resume}": it holds no generator (G or G_ema).')
-    return dict(resume_pkl=resume)
+    return nets
 
 #----------------------------------------------------------------------------
 
@@ -323,6 +331,7 @@ def resolve_resume(resume, outdir, c, requested_model=None):
 @click.option('--aug',              help='Augmentation mode',                                             type=click.Choice(['noaug', 'ada', 'fixed']), default='ada', show_default=True)
 @click.option('--p',                help='Probability for --aug=fixed', metavar='FLOAT',                  type=click.FloatRange(min=0, max=1), default=0.2, show_default=True)
 @click.option('--target',           help='Target value for --aug=ada', metavar='FLOAT',                   type=click.FloatRange(min=0, max=1), default=0.6, show_default=True)
+@click.option('--ada-kimg',         help='ADA adjustment speed: kimg for p to go 0 -> 1 [default: 500; transfer: 100]', metavar='KIMG', type=click.FloatRange(min=0, min_open=True), default=500)
 @click.option('--augpipe',          help='Augmentation pipeline',                                         type=click.Choice(['blit', 'geom', 'color', 'filter', 'noise', 'cutout', 'bg', 'bgc', 'bgcf', 'bgcfn', 'bgcfnc']), default='bgc', show_default=True)
 @click.option('--resume',           help='Resume: our snapshot (exact), NVIDIA/i-StyleGAN pickle (transfer) or "latest"', metavar='[PATH|URL|latest]', type=str)
 # CG-GAN / i-StyleGAN.
@@ -332,7 +341,7 @@ def resolve_resume(resume, outdir, c, requested_model=None):
 @click.option('--flow-dim',         help='Hidden width of each flow block', metavar='INT',                type=click.IntRange(min=1), default=10, show_default=True)
 @click.option('--flow-norm',        help='Normalise style and content dims separately', metavar='BOOL',   type=bool, default=True, show_default=True)
 @click.option('--lambda-sparse',    help='Weight of the mask loss mean|r| [default: 0.1 for flow models]', metavar='FLOAT', type=click.FloatRange(min=0))
-@click.option('--lambda-imgsparse', help='Weight of the Jacobian sparsity loss [default: 0.1 for cg-gan]', metavar='FLOAT', type=click.FloatRange(min=0))
+@click.option('--lambda-imgsparse', help='Weight of the Jacobian sparsity loss L_s [default: presets.LAMBDA_IMGSPARSE for cg-gan]', metavar='FLOAT', type=click.FloatRange(min=0))
 @click.option('--perturb-norm',     help='Finite-difference step of the Jacobian estimate', metavar='FLOAT', type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True)
 @click.option('--sparse-estimator', help='Jacobian estimator',                                            type=click.Choice(['fd', 'jvp']), default='fd', show_default=True)
 @click.option('--sparse-columns',   help='Jacobian columns per step', metavar='INT',                      type=click.IntRange(min=1), default=1, show_default=True)
@@ -344,6 +353,7 @@ def resolve_resume(resume, outdir, c, requested_model=None):
 @click.option('--glr',              help='G learning rate [default: from --cfg]', metavar='FLOAT',        type=click.FloatRange(min=0))
 @click.option('--dlr',              help='D learning rate [default: from --cfg]', metavar='FLOAT',        type=click.FloatRange(min=0))
 @click.option('--ema',              help='EMA half-life in kimg [default: from --cfg]', metavar='FLOAT',  type=click.FloatRange(min=0))
+@click.option('--ema-rampup',       help='EMA ramp-up ratio, 0 = none [default: from --cfg; transfer: none]', metavar='FLOAT', type=click.FloatRange(min=0))
 # Misc settings.
 @click.option('--desc',             help='String to include in result dir name', metavar='STR',           type=str)
 @click.option('--metrics',          help='Quality metrics', metavar='[NAME|A,B,C|none]',                  type=parse_comma_separated_list, default='fid50k_full', show_default=True)
@@ -372,13 +382,15 @@ def main(**kwargs):
     """
     opts = dnnlib.EasyDict(kwargs)
     dry_run = opts.pop('dry_run')
+    ctx = click.get_current_context()
+    explicit = {name for name in kwargs if ctx.get_parameter_source(name) in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)}
     try:
         if opts.metrics:
             from metrics import metric_main
             bad = [m for m in opts.metrics if not metric_main.is_valid_metric(m)]
             if bad:
                 raise UserError(f'Unknown metric {", ".join(bad)}; valid ones: {", ".join(metric_main.list_valid_metrics())}, or none.')
-        c, desc = build_config(opts)
+        c, desc = build_config(opts, explicit)
         launch_training(c, desc=desc, outdir=opts.outdir, dry_run=dry_run)
     except UserError as e:
         raise click.ClickException(str(e)) from None

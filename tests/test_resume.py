@@ -66,10 +66,11 @@ def test_resume_latest_picks_newest_complete_snapshot(tmp_path):
     save_snapshot(str(new), dict(cur_nimg=8000))
     (tmp_path / '00001-run' / '.network-snapshot-000012.pt.abc.tmp').write_bytes(b'PK\x03\x04 partial')  # interrupted write
     assert find_latest_snapshot(str(tmp_path)) == str(new)
-    c = dnnlib.EasyDict(batch_size=8, training_set_kwargs=dnnlib.EasyDict(path='x'))
-    assert train.resolve_resume('latest', str(tmp_path), c) == dict(resume_pkl=str(new))  # no options stored: weights only
+    from training import resume
+    assert train.resume_file('latest', str(tmp_path)) == str(new)
+    assert resume.peek(str(new))[0] == 'weights'                                          # no options stored: weights only
     with pytest.raises(train.UserError, match='found no network-snapshot'):
-        train.resolve_resume('latest', str(tmp_path / '00000-run' / 'nothing'), c)
+        train.resume_file('latest', str(tmp_path / '00000-run' / 'nothing'))
 
 #----------------------------------------------------------------------------
 

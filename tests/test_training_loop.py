@@ -227,7 +227,8 @@ def test_cli_fine_tunes_istylegan_run_as_cg_gan_exactly(tmp_path):
     run = sorted((tmp_path / 'b').glob('*'))[0]
     assert 'cg-gan' in run.name
     last = load_snapshot(str(sorted(run.glob('network-snapshot-*.pt'))[-1]), rebuild_modules=False)
-    assert last['cur_nimg'] == 32 and last['options']['loss_kwargs']['lambda_imgsparse'] == 0.1
+    from training import presets
+    assert last["cur_nimg"] == 32 and last["options"]["loss_kwargs"]["lambda_imgsparse"] == presets.LAMBDA_IMGSPARSE
     assert last['domain_names'] == ['red-on-dark', 'green-on-grey', 'blue-on-light']       # for generate.py --domain NAME
     stats = [json.loads(l) for l in open(run / 'stats.jsonl')]
     assert any('Loss/G/imgsparse' in s for s in stats)

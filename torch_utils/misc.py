@@ -97,6 +97,19 @@ def copy_params_and_buffers(src_module, dst_module, require_all=False):
         elif require_all:
             raise KeyError(f'copy_params_and_buffers: source has no tensor named "{name}"')
 
+
+def copy_matching_params_and_buffers(src_module, dst_module):
+    """Transfer: copy each same-named tensor of src whose shape matches dst's; returns (number copied, names kept)."""
+    src_tensors = dict(named_params_and_buffers(src_module))
+    copied, kept = 0, []
+    for name, tensor in named_params_and_buffers(dst_module):
+        if name in src_tensors and src_tensors[name].shape == tensor.shape:
+            tensor.copy_(src_tensors[name].detach())
+            copied += 1
+        else:
+            kept.append(name)
+    return copied, kept
+
 #----------------------------------------------------------------------------
 
 @contextlib.contextmanager

@@ -28,6 +28,9 @@ PRESETS = dict(
 
 MODELS = ('stylegan2-ada', 'istylegan', 'cg-gan')
 
+LAMBDA_SPARSE = 0.1       # weight of the mask loss L_m = mean|r| (paper and i-StyleGAN README)
+LAMBDA_IMGSPARSE = 1.0    # weight of L_s, the area-normalised L1 norm of a Jacobian column (docs/cg-gan.md)
+
 #----------------------------------------------------------------------------
 
 def resolve(cfg: str, resolution: int, gpus: int) -> EasyDict:

@@ -241,7 +241,8 @@ def training_loop(
         resume_data = load_weights(resume_pkl)
         for name, module in [('G', G), ('D', D), ('G_ema', G_ema)]:
             if resume_data.get(name) is not None:
-                misc.copy_params_and_buffers(resume_data[name], module, require_all=False)
+                copied, skipped = misc.copy_matching_params_and_buffers(resume_data[name], module)
+                log(f'  {name}: {copied} tensors copied' + (f', {len(skipped)} kept fresh (absent or another shape: {", ".join(skipped[:4])}{", ..." if len(skipped) > 4 else ""})' if skipped else ''))
 
     # Every rank starts from rank 0's parameters and buffers.
     if num_gpus > 1:
@@ -288,8 +289,11 @@ def training_loop(
     cur_nimg, cur_tick, batch_idx = 0, 0, 0
     tick_start_nimg = 0
     if state is not None:
-        phases[0].opt.load_state_dict(state['G_opt'])
-        phases[-1].opt.load_state_dict(state['D_opt'])
+        for phase, key in ((phases[0], 'G_opt'), (phases[-1], 'D_opt')):
+            configured = [dict(lr=g['lr'], betas=g.get('betas')) for g in phase.opt.param_groups]
+            phase.opt.load_state_dict(state[key])
+            for group, conf in zip(phase.opt.param_groups, configured):   # moments from the run, lr and betas as configured now
+                group.update({k: v for k, v in conf.items() if v is not None})
         if 'loss' in state:
             loss.load_state_dict(state['loss'])
         if ada is not None and 'ada' in state:
