@@ -31,36 +31,57 @@ MAX_CLASSES = 16
 RECOGNISED_CONFIDENCE = 0.9        # an image shows class c when the oracle gives c at least this probability
 MAX_FACTORS = 32
 ORACLE_VERSION = 1
-DEFAULTS = dict(max_images=10000, steps=1500, batch_size=64, lr=3e-3, width=32, features=128)
+DEFAULTS = dict(max_images=10000, steps=1500, batch_size=64, lr=2e-3, width=16, features=128)
 
 #----------------------------------------------------------------------------
 
 class OracleNet(torch.nn.Module):
-    """Image (+ two coordinate channels) -> stride-2 stages down to 16x16 -> conv trunk to 4x4 -> FC
-    features -> one linear layer holding every factor head."""
-    def __init__(self, channels, resolution, head_sizes, width=32, features=128):
+    """Two small CNN branches, each ending in FC features, and a linear head per factor. Classes read
+    the pooled branch (conv-conv-pool-conv-pool: shift-tolerant shape evidence); real numbers read the
+    strided branch, which also sees two coordinate channels (positions). Apart, because with shared
+    features the regressions starve the classifier."""
+    def __init__(self, channels, resolution, head_sizes, head_branch, width=32, features=128):
         super().__init__()
-        act = lambda: torch.nn.LeakyReLU(0.2)
-        layers, c, r = [], channels + 2, resolution
-        while r > 16:
-            layers += [torch.nn.Conv2d(c, width, 3, stride=2, padding=1), act()]
-            c, r = width, (r + 1) // 2
-        w2 = 2 * width
-        layers += [torch.nn.Conv2d(c, width, 3, padding=1), act(), torch.nn.Conv2d(width, width, 3, padding=1), act(),
-                   torch.nn.Conv2d(width, w2, 3, stride=2, padding=1), act(), torch.nn.Conv2d(w2, w2, 3, padding=1), act(),
-                   torch.nn.Conv2d(w2, w2, 3, stride=2, padding=1), act(), torch.nn.Flatten()]
-        r = (((r + 1) // 2) + 1) // 2
-        self.body = torch.nn.Sequential(*layers, torch.nn.Linear(w2 * r * r, features), act())
-        self.head = torch.nn.Linear(features, sum(head_sizes))
-        self.splits = list(head_sizes)
+        self.splits, self.head_branch = list(head_sizes), list(head_branch)
+        self.branches = torch.nn.ModuleDict({str(k): _branch(k, channels, resolution, width, features) for k in sorted(set(head_branch))})
+        self.heads = torch.nn.ModuleList(torch.nn.Linear(features, n) for n in head_sizes)
 
     def forward(self, x):
-        """x: float [-1, 1] NCHW -> (features [N, F], list of head outputs)."""
+        """x: float [-1, 1] NCHW -> (features [N, branches * F], list of head outputs)."""
+        feats = {k: b(x) for k, b in self.branches.items()}
+        return torch.cat(list(feats.values()), dim=1), [h(feats[str(b)]) for h, b in zip(self.heads, self.head_branch)]
+
+
+class _MinusBackground(torch.nn.Module):
+    """x - its per-image, per-channel median (the background: every shape covers under half the image);
+    keep=True also passes x through."""
+    def __init__(self, keep=False):
+        super().__init__()
+        self.keep = keep
+
+    def forward(self, x):
+        d = x - x.flatten(2).median(dim=2).values[:, :, None, None]
+        return torch.cat([x, d], dim=1) if self.keep else d
+
+
+class _Coordinates(torch.nn.Module):
+    def forward(self, x):
         n, _, h, w = x.shape
         gy, gx = torch.meshgrid(torch.linspace(-1, 1, h, device=x.device), torch.linspace(-1, 1, w, device=x.device), indexing='ij')
-        x = torch.cat([x, gx.expand(n, 1, h, w), gy.expand(n, 1, h, w)], dim=1)
-        feats = self.body(x)
-        return feats, list(torch.split(self.head(feats), self.splits, dim=1))
+        return torch.cat([x, gx.expand(n, 1, h, w), gy.expand(n, 1, h, w)], dim=1)
+
+
+def _branch(kind, channels, resolution, width, features):
+    """kind 0: pooled branch; kind 1: strided branch with coordinate channels (class docstring)."""
+    act = torch.nn.ReLU if kind == 0 else lambda: torch.nn.LeakyReLU(0.2)
+    down = (lambda i, o: [torch.nn.Conv2d(i, o, 3, padding=1), act(), torch.nn.MaxPool2d(2)]) if kind == 0 else \
+           (lambda i, o: [torch.nn.Conv2d(i, o, 3, stride=2, padding=1), act()])
+    layers, c, r = ([_MinusBackground()], channels, resolution) if kind == 0 else ([_MinusBackground(keep=True), _Coordinates()], 2 * channels + 2, resolution)
+    while r > 16:
+        layers += down(c, width)
+        c, r = width, r // 2
+    layers += [torch.nn.Conv2d(c, width, 3, padding=1), act()] + down(width, width) + down(width, 2 * width)
+    return torch.nn.Sequential(*layers, torch.nn.Flatten(), torch.nn.Linear(2 * width * (r // 4) ** 2, features), act())
 
 #----------------------------------------------------------------------------
 
@@ -165,6 +186,11 @@ def factor_specs(names, kinds, facs):
     return specs
 
 
+def branches_of(specs):
+    """Branch of each head: 0 (pooled) for classes, 1 (strided, coordinates) for real numbers."""
+    return [int(sp['type'] != 'class') for sp in specs]
+
+
 def _losses(outs, specs, targets):
     total = 0
     for o, spec, t in zip(outs, specs, targets):
@@ -244,13 +270,15 @@ def train_oracle(dataset, device='cpu', seed=0, progress=True, **settings):
     train_specs = [dict(sp, **({'mean': float(facs[:n_tr, sp['column']].mean()), 'std': float(max(facs[:n_tr, sp['column']].std(), 1e-8))}
                                if sp['type'] == 'real' else {})) for sp in specs]
     head_sizes = [len(sp['values']) if sp['type'] == 'class' else 2 if sp['type'] == 'circular' else 1 for sp in train_specs]
+    head_branch = branches_of(train_specs)
     x_all = to_float(imgs)
     targets = _targets(train_specs, facs)
     with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
         torch.manual_seed(seed)
-        net = OracleNet(imgs.shape[1], resolution, head_sizes, width=int(s.width), features=int(s.features)).to(device)
+        net = OracleNet(imgs.shape[1], resolution, head_sizes, head_branch, width=int(s.width), features=int(s.features)).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=float(s.lr))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(s.lr), total_steps=int(s.steps), pct_start=0.15)
+        decay = max(1, int(s.steps) // 5)                            # constant, then linear to 0 over the last fifth
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (int(s.steps) - i) / decay))
         gen = torch.Generator().manual_seed(seed)
         for _ in tqdm.trange(int(s.steps), desc='oracle training', leave=False, disable=not progress):
             b = torch.randint(0, n_tr, [min(int(s.batch_size), n_tr)], generator=gen)
@@ -261,7 +289,7 @@ def train_oracle(dataset, device='cpu', seed=0, progress=True, **settings):
             opt.step()
             sched.step()
     meta = dict(version=ORACLE_VERSION, resolution=resolution, channels=int(imgs.shape[1]), num_domains=num_domains,
-                head_sizes=head_sizes, settings=dict(s), seed=int(seed), num_train=int(n_tr), num_heldout=int(len(imgs) - n_tr),
+                head_sizes=head_sizes, head_branch=head_branch, settings=dict(s), seed=int(seed), num_train=int(n_tr), num_heldout=int(len(imgs) - n_tr),
                 style_ranges=style_ranges(train_specs, doms, facs, num_domains), class_names=class_names(dataset, train_specs))
     oracle = FactorOracle(net, train_specs, meta, None, device)
     feats, values, probs = oracle.predict(imgs[n_tr:])
@@ -312,15 +340,17 @@ def class_names(dataset, specs):
 
 def _check_meta(meta, state):
     """Raise ValueError unless a cached oracle is self-consistent and of bounded size."""
-    sizes = meta['head_sizes']
+    sizes, branch = meta['head_sizes'], meta['head_branch']
     if not (isinstance(sizes, list) and 0 < len(sizes) <= MAX_FACTORS and all(isinstance(n, int) and 1 <= n <= MAX_CLASSES for n in sizes)):
         raise ValueError('bad head sizes')
+    if not (isinstance(branch, list) and len(branch) == len(sizes) and all(b in (0, 1) for b in branch)):
+        raise ValueError('bad head branches')
     if not (16 <= int(meta['resolution']) <= 1024 and int(meta['channels']) in (1, 3) and 1 <= int(meta['num_domains']) <= 256):
         raise ValueError('bad image geometry')
     s = meta['settings']
     if not (8 <= int(s['width']) <= 256 and 8 <= int(s['features']) <= 1024):
         raise ValueError('bad network width')
-    net = OracleNet(int(meta['channels']), int(meta['resolution']), sizes, width=int(s['width']), features=int(s['features']))
+    net = OracleNet(int(meta['channels']), int(meta['resolution']), sizes, branch, width=int(s['width']), features=int(s['features']))
     expected = net.state_dict()
     if set(state) != set(expected) or any(tuple(state[k].shape) != tuple(v.shape) or state[k].dtype != v.dtype for k, v in expected.items()):
         raise ValueError('weights do not fit the network')
@@ -341,7 +371,8 @@ def load_oracle(path, device='cpu'):
         meta, factors = json.loads(blob['meta']), json.loads(blob['factors'])
         net = _check_meta(meta, blob['state'])
         feats = blob['real_features']
-        if len(factors) != len(meta['head_sizes']) or feats.ndim != 2 or feats.shape[1] != int(meta['settings']['features']) or feats.dtype != torch.float32:
+        if len(factors) != len(meta['head_sizes']) or feats.ndim != 2 or feats.dtype != torch.float32 or \
+                feats.shape[1] != int(meta['settings']['features']) * len(set(meta['head_branch'])):
             raise ValueError('features do not fit the network')
         net.load_state_dict(blob['state'])
     except (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError, AttributeError, __import__('pickle').UnpicklingError):
