@@ -57,7 +57,7 @@ NETWORK = ('cfg', 'cbase', 'cmax', 'map_depth', 'cond_mode', 'i_dim', 'flow_bloc
 ARCHITECTURE = NETWORK + ('batch', 'cond')
 
 # Always taken from this invocation: the machine, not the run.
-MACHINE = ('num_gpus', 'batch_gpu', 'data_loader_kwargs', 'use_cuda', 'fast')
+MACHINE = ('num_gpus', 'batch_gpu', 'data_loader_kwargs', 'use_cuda', 'fast', 'cudnn_benchmark', 'allow_tf32')
 
 FLOW_MODELS = ('istylegan', 'cg-gan')
 FLOW_MAPPING_KEYS = ('class_name', 'cond_mode', 'i_dim', 'flow_blocks', 'flow_dim', 'flow_norm')
@@ -131,8 +131,9 @@ def _record_kwargs(saved, name):
     return rec.get('init_kwargs') if isinstance(rec, dict) else None
 
 
-def check_data(init_kwargs, data, resume):
-    """The snapshot's networks must fit --data (`data`: resolution, channels, label_dim, use_labels)."""
+def check_data(init_kwargs, data, resume, domains=True):
+    """The snapshot's networks must fit --data (`data`: resolution, channels, label_dim, use_labels);
+    domains=False (a transfer) checks only the image shape: conditioning tensors that differ start fresh."""
     if not isinstance(init_kwargs, dict):
         return
     res, ch = init_kwargs.get('img_resolution'), init_kwargs.get('img_channels')
@@ -142,6 +143,8 @@ def check_data(init_kwargs, data, resume):
     if ch is not None and ch != data.channels:
         raise ResumeError(f'"{resume}" makes {ch}-channel images but --data has {data.channels} channels; use a matching data set.')
     c_dim = init_kwargs.get('c_dim')
+    if not domains:
+        return
     if c_dim and not data.use_labels:
         raise ResumeError(f'"{resume}" is conditional on {c_dim} domains but --data has no labels (or --cond=0); use a labelled data set.')
     if c_dim and c_dim != data.label_dim:
@@ -231,7 +234,7 @@ def transfer(resume, nets, c, data, explicit, model, log):
     the mapping `model` needs, the pickle's ADA p, NVIDIA's resume rule for ADA speed and EMA ramp-up."""
     G = nets.get('G_ema') if nets.get('G_ema') is not None else nets.get('G')
     kwargs = getattr(G, 'init_kwargs', None)
-    check_data(kwargs, data, resume)
+    check_data(kwargs, data, resume, domains=False)
     if kwargs is not None and not any(k in explicit for k in NETWORK):
         common = ('c_dim', 'img_resolution', 'img_channels')
         G_kwargs = _plain({k: v for k, v in kwargs.items() if k not in common})
