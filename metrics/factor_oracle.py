@@ -29,8 +29,9 @@ CIRCULAR_FACTORS = ('hue',)           # period 1
 SKIPPED_FACTORS = ('rotation',)       # period depends on the shape: not readable from an image
 MAX_CLASSES = 16
 RECOGNISED_CONFIDENCE = 0.9        # an image shows class c when the oracle gives c at least this probability
+TYPICAL_QUANTILE = 99              # ... and its features are as typical as this percentile of held-out reals
 MAX_FACTORS = 32
-ORACLE_VERSION = 1
+ORACLE_VERSION = 3
 DEFAULTS = dict(max_images=10000, steps=1500, batch_size=64, lr=2e-3, width=16, features=128)
 
 #----------------------------------------------------------------------------
@@ -105,15 +106,21 @@ class FactorOracle:
     """A trained oracle. `factors`: list of dicts name, kind ('content' | 'style'), type ('class' |
     'circular' | 'real'), values (classes) or mean/std (reals); `meta`: everything else (JSON-able)."""
 
-    def __init__(self, net, factors, meta, real_features, device='cpu'):
+    def __init__(self, net, factors, meta, real_features, real_mean, real_precision, device='cpu'):
         self.net, self.factors, self.meta = net.eval().requires_grad_(False), factors, meta
         self.real_features = real_features      # float32 [N_heldout, F]: penultimate features of held-out reals
+        self.real_mean, self.real_precision = real_mean, real_precision   # Gaussian of the training reals' features
         self.device = torch.device(device)
         self.net.to(self.device)
 
     scores = property(lambda self: dict(self.meta['scores']))
     resolution = property(lambda self: int(self.meta['resolution']))
     num_domains = property(lambda self: int(self.meta['num_domains']))
+
+    def typical(self, features):
+        """Bool per feature row: its Mahalanobis distance to the training reals' features is within the
+        TYPICAL_QUANTILE of the held-out reals' distances (images unlike the reals fail)."""
+        return mahalanobis2(features, self.real_mean, self.real_precision) <= float(self.meta['typical_threshold'])
 
     def names(self, kind=None):
         return [f['name'] for f in self.factors if kind is None or f['kind'] == kind]
@@ -291,11 +298,13 @@ def train_oracle(dataset, device='cpu', seed=0, progress=True, **settings):
     meta = dict(version=ORACLE_VERSION, resolution=resolution, channels=int(imgs.shape[1]), num_domains=num_domains,
                 head_sizes=head_sizes, head_branch=head_branch, settings=dict(s), seed=int(seed), num_train=int(n_tr), num_heldout=int(len(imgs) - n_tr),
                 style_ranges=style_ranges(train_specs, doms, facs, num_domains), class_names=class_names(dataset, train_specs))
-    oracle = FactorOracle(net, train_specs, meta, None, device)
+    oracle = FactorOracle(net, train_specs, meta, None, None, None, device)
     feats, values, probs = oracle.predict(imgs[n_tr:])
     oracle.real_features = feats
+    oracle.real_mean, oracle.real_precision = feature_gaussian(oracle.predict(imgs[:min(n_tr, 4000)])[0])
+    meta['typical_threshold'] = float(np.percentile(mahalanobis2(feats, oracle.real_mean, oracle.real_precision), TYPICAL_QUANTILE))
     meta['scores'] = held_out_scores(oracle, imgs[n_tr:], facs[n_tr:])
-    meta['real_recognised'] = {name: recognised_shares(p) for name, p in probs.items()}
+    meta['real_recognised'] = {name: recognised_shares(p, oracle.typical(feats)) for name, p in probs.items()}
     ok, held_doms = np.ones(len(feats), bool), doms[n_tr:]
     for spec in (sp for sp in train_specs if sp['kind'] == 'style'):
         for k in range(num_domains):
@@ -314,11 +323,25 @@ def in_style_range(spec, ranges, values, domain):
     return (values >= row[0]) & (values <= row[1])
 
 
-def recognised_shares(probs):
-    """Per class c: share of images whose top class is c with probability >= RECOGNISED_CONFIDENCE."""
+def recognised_shares(probs, typical):
+    """Per class c: share of images whose top class is c with probability >= RECOGNISED_CONFIDENCE and
+    whose `typical` flag (FactorOracle.typical) is set."""
     top = probs.argmax(1)
-    sure = probs.max(1) >= RECOGNISED_CONFIDENCE
+    sure = (probs.max(1) >= RECOGNISED_CONFIDENCE) & typical
     return [float(np.mean(sure & (top == c))) for c in range(probs.shape[1])]
+
+
+def feature_gaussian(features):
+    """(mean, precision) float32 of features [N, D], the covariance ridged by 1e-3 of its mean variance."""
+    x = np.asarray(features, np.float64)
+    cov = np.cov(x, rowvar=False) if len(x) > 1 else np.zeros([x.shape[1]] * 2)
+    cov += np.eye(len(cov)) * 1e-3 * max(float(np.trace(cov)) / len(cov), 1e-8)
+    return x.mean(0).astype(np.float32), np.linalg.inv(cov).astype(np.float32)
+
+
+def mahalanobis2(features, mean, precision):
+    d = np.asarray(features, np.float64) - mean
+    return np.einsum('nd,de,ne->n', d, precision.astype(np.float64), d)
 
 
 def class_names(dataset, specs):
@@ -359,6 +382,7 @@ def _check_meta(meta, state):
 
 def save_oracle(oracle, path):
     blob = dict(state=oracle.net.state_dict(), real_features=torch.from_numpy(oracle.real_features),
+                real_mean=torch.from_numpy(oracle.real_mean), real_precision=torch.from_numpy(oracle.real_precision),
                 meta=json.dumps(oracle.meta), factors=json.dumps(oracle.factors))
     with dnnlib.util.atomic_write(path) as f:
         torch.save(blob, f)
@@ -370,14 +394,16 @@ def load_oracle(path, device='cpu'):
         blob = torch.load(path, map_location='cpu', weights_only=True)
         meta, factors = json.loads(blob['meta']), json.loads(blob['factors'])
         net = _check_meta(meta, blob['state'])
-        feats = blob['real_features']
-        if len(factors) != len(meta['head_sizes']) or feats.ndim != 2 or feats.dtype != torch.float32 or \
-                feats.shape[1] != int(meta['settings']['features']) * len(set(meta['head_branch'])):
+        feats, mean, prec = blob['real_features'], blob['real_mean'], blob['real_precision']
+        d = int(meta['settings']['features']) * len(set(meta['head_branch']))
+        if len(factors) != len(meta['head_sizes']) or feats.ndim != 2 or feats.shape[1] != d or tuple(mean.shape) != (d,) or \
+                tuple(prec.shape) != (d, d) or any(t.dtype != torch.float32 for t in (feats, mean, prec)):
             raise ValueError('features do not fit the network')
+        float(meta['typical_threshold'])
         net.load_state_dict(blob['state'])
     except (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError, AttributeError, __import__('pickle').UnpicklingError):
         return None
-    return FactorOracle(net, factors, meta, feats.numpy(), device)
+    return FactorOracle(net, factors, meta, feats.numpy(), mean.numpy(), prec.numpy(), device)
 
 
 def load_or_train(dataset, device='cpu', seed=0, cache_dir=None, progress=True, **settings):

@@ -22,8 +22,10 @@ every domain (a row of a swap grid) and read by the oracle. Results (flat dict o
                                of its held-out reals (not FID: another network; 0 = same statistics)
   precision_oracle, recall_oracle  improved precision / recall (Kynkaenniemi et al. 2019, k = 3) on them
   recognised_<f>_<class>       share of fakes the oracle puts in that class with probability >= 0.9
-                               (factor_oracle.RECOGNISED_CONFIDENCE)
-  recognised_<f>               their sum; the _real values are the held-out reals' shares
+                               (factor_oracle.RECOGNISED_CONFIDENCE) whose features are also typical of
+                               the reals (Mahalanobis distance within the 99th percentile of held-out
+                               reals': a confident reading of an image unlike any real one does not count)
+  recognised_<f>               their sum; the _real values are the held-out reals' shares (<= 0.99)
 """
 import copy
 import os
@@ -91,14 +93,18 @@ def fd_oracle(oracle, images_a, images_b):
     return frechet.frechet_distance_from_features(oracle.predict(images_a)[0], oracle.predict(images_b)[0])
 
 
+def inside_balls(ref, probe, k=3, chunk=1024):
+    """Bool per probe row: inside the ball of some ref row whose radius is that row's distance to its k-th
+    nearest other ref row (Kynkaanniemi et al. 2019)."""
+    ref, probe = np.asarray(ref, np.float64), np.asarray(probe, np.float64)
+    sq = lambda a, b: np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * a @ b.T, 0)
+    radius = np.concatenate([np.sort(sq(ref[i:i + chunk], ref), axis=1)[:, min(k, len(ref) - 1)] for i in range(0, len(ref), chunk)])
+    return np.concatenate([(sq(probe[i:i + chunk], ref) <= radius[None]).any(axis=1) for i in range(0, len(probe), chunk)])
+
+
 def precision_recall(real, fake, k=3):
-    """Improved precision (fakes inside the reals' k-NN balls) and recall (the converse)."""
-    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
-    dist = lambda a, b: np.sqrt(np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * a @ b.T, 0))
-    def inside(ref, probe):
-        radius = np.sort(dist(ref, ref), axis=1)[:, min(k, len(ref) - 1)]   # column 0 is the point itself
-        return float(np.mean((dist(probe, ref) <= radius[None]).any(axis=1)))
-    return inside(real, fake), inside(fake, real)
+    """Improved precision (share of fakes inside the reals' k-NN balls) and recall (the converse)."""
+    return float(inside_balls(real, fake, k).mean()), float(inside_balls(fake, real, k).mean())
 
 
 def _corr(a, b):
@@ -208,9 +214,10 @@ def evaluate(G, oracle, num_samples=1000, seed=0, device='cpu', batch_size=64, t
     res['fd_oracle'] = frechet.frechet_distance_from_features(feats, oracle.real_features)
     step = -(-len(feats) // PR_MAX)                                     # bound the k-NN distance matrices
     res['precision_oracle'], res['recall_oracle'] = precision_recall(oracle.real_features[:PR_MAX], feats[::step])
+    typical = oracle.typical(feats)
     for name, p in probs.items():
         labels = oracle.meta['class_names'][name]
-        shares, real = fo.recognised_shares(p), oracle.meta['real_recognised'][name]
+        shares, real = fo.recognised_shares(p, typical), oracle.meta['real_recognised'][name]
         for label, s, r in zip(labels, shares, real):
             res[f'recognised_{name}_{label}'] = s
             res[f'recognised_{name}_{label}_real'] = r

@@ -58,6 +58,14 @@ class ShapesRenderer(torch.nn.Module):
         img = torch.from_numpy(builtin.render_shapes(f, self.img_resolution)).permute(0, 3, 1, 2)
         return img.to(torch.float32) / 127.5 - 1
 
+class NoiseG(torch.nn.Module):
+    """Images unlike any real one: a fixed noise pattern scaled by 1 + |eps[0]|."""
+    z_dim, c_dim, img_resolution = 8, 3, 16
+
+    def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, noise_mode='const'):
+        pattern = torch.randn([3, 16, 16], generator=torch.Generator().manual_seed(0))
+        return (pattern[None] * (1 + z[:, :1, None, None].abs())).clamp(-1, 1)
+
 #----------------------------------------------------------------------------
 
 @pytest.fixture(scope='module')
@@ -93,6 +101,13 @@ def test_perfect_renderer_scores_top_and_ignoring_generator_bottom(oracle):
     assert bottom['mig_content'] == 0 and bottom['mig_style'] == 0
     assert bottom['fd_oracle'] > 10 * top['fd_oracle'] and top['recall_oracle'] > 3 * bottom['recall_oracle']
     assert top['recognised_shape'] > 0.5 and sum(bottom[f'recognised_shape_{s}'] > 0 for s in SPEC['shapes']) <= 1
+
+
+def test_unrealistic_images_are_not_recognised(oracle):
+    r = ground_truth.evaluate(NoiseG(), oracle, num_samples=100)
+    _feats, _values, probs = oracle.predict(ground_truth.render_rows(NoiseG(), 100)[1].flatten(0, 1))
+    assert (probs['shape'].max(1) >= factor_oracle.RECOGNISED_CONFIDENCE).mean() > 0.5   # confident, yet ...
+    assert r['recognised_shape'] == 0 and 0.5 < r['recognised_shape_real'] <= 0.99      # ... not typical of the reals
 
 
 def test_fd_oracle_is_zero_on_equal_sets_and_grows_with_a_shift(shapes_zip, oracle):
