@@ -41,7 +41,7 @@ class OracleNet(torch.nn.Module):
     the pooled branch (conv-conv-pool-conv-pool: shift-tolerant shape evidence); real numbers read the
     strided branch, which also sees two coordinate channels (positions). Apart, because with shared
     features the regressions starve the classifier."""
-    def __init__(self, channels, resolution, head_sizes, head_branch, width=32, features=128):
+    def __init__(self, channels, resolution, head_sizes, head_branch, width, features):
         super().__init__()
         self.splits, self.head_branch = list(head_sizes), list(head_branch)
         self.branches = torch.nn.ModuleDict({str(k): _branch(k, channels, resolution, width, features) for k in sorted(set(head_branch))})
@@ -125,9 +125,6 @@ class FactorOracle:
     def names(self, kind=None):
         return [f['name'] for f in self.factors if kind is None or f['kind'] == kind]
 
-    def factor(self, name):
-        return next(f for f in self.factors if f['name'] == name)
-
     @torch.no_grad()
     def predict(self, img, batch_size=256):
         """Images (uint8 or [-1, 1], NCHW, the oracle's resolution) -> (features float32 [N, F],
@@ -178,6 +175,8 @@ def factor_specs(names, kinds, facs):
     style = set((kinds or {}).get('style', []))
     specs = []
     for j, name in enumerate(names):
+        if not (isinstance(name, str) and name.isidentifier() and len(name) <= 32):
+            raise ValueError(f'factor name {str(name)[:40]!r} in the data set is not a short identifier; rebuild it with dataset_tool.py')
         if name in SKIPPED_FACTORS:
             continue
         v = facs[:, j]
@@ -191,11 +190,6 @@ def factor_specs(names, kinds, facs):
             spec.update(type='real', mean=float(v.mean()), std=float(max(v.std(), 1e-8)))
         specs.append(spec)
     return specs
-
-
-def branches_of(specs):
-    """Branch of each head: 0 (pooled) for classes, 1 (strided, coordinates) for real numbers."""
-    return [int(sp['type'] != 'class') for sp in specs]
 
 
 def _losses(outs, specs, targets):
@@ -277,7 +271,7 @@ def train_oracle(dataset, device='cpu', seed=0, progress=True, **settings):
     train_specs = [dict(sp, **({'mean': float(facs[:n_tr, sp['column']].mean()), 'std': float(max(facs[:n_tr, sp['column']].std(), 1e-8))}
                                if sp['type'] == 'real' else {})) for sp in specs]
     head_sizes = [len(sp['values']) if sp['type'] == 'class' else 2 if sp['type'] == 'circular' else 1 for sp in train_specs]
-    head_branch = branches_of(train_specs)
+    head_branch = [int(sp['type'] != 'class') for sp in train_specs]      # 0: pooled branch, 1: strided branch
     x_all = to_float(imgs)
     targets = _targets(train_specs, facs)
     with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
@@ -380,6 +374,26 @@ def _check_meta(meta, state):
     return net
 
 
+def _check_factors(meta, factors):
+    """Raise ValueError unless the cached factor list fits the heads and the per-factor tables."""
+    ok = isinstance(factors, list) and len(factors) == len(meta['head_sizes'])
+    for spec, size in zip(factors if ok else [], meta['head_sizes']):
+        kind, typ = spec.get('kind'), spec.get('type')
+        ok &= isinstance(spec.get('name'), str) and spec['name'].isidentifier() and kind in ('content', 'style') and isinstance(spec.get('column'), int)
+        if typ == 'class':
+            names = meta['class_names'].get(spec['name'])
+            ok &= len(spec['values']) == size and isinstance(names, list) and len(names) == size and len(meta['real_recognised'][spec['name']]) == size
+        elif typ in ('circular', 'real'):
+            ok &= size == (2 if typ == 'circular' else 1) and (typ == 'circular' or (float(spec['std']) > 0 and np.isfinite(float(spec['mean']))))
+        else:
+            ok = False
+        if ok and kind == 'style':
+            rows = meta['style_ranges'][spec['name']]
+            ok &= len(rows) == int(meta['num_domains']) and all(len(r) == (3 if typ == 'circular' else 2) for r in rows)
+    if not ok:
+        raise ValueError('factor table does not fit the heads')
+
+
 def save_oracle(oracle, path):
     blob = dict(state=oracle.net.state_dict(), real_features=torch.from_numpy(oracle.real_features),
                 real_mean=torch.from_numpy(oracle.real_mean), real_precision=torch.from_numpy(oracle.real_precision),
@@ -400,6 +414,7 @@ def load_oracle(path, device='cpu'):
                 tuple(prec.shape) != (d, d) or any(t.dtype != torch.float32 for t in (feats, mean, prec)):
             raise ValueError('features do not fit the network')
         float(meta['typical_threshold'])
+        _check_factors(meta, factors)
         net.load_state_dict(blob['state'])
     except (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError, AttributeError, __import__('pickle').UnpicklingError):
         return None

@@ -45,7 +45,7 @@ PR_MAX = 4000   # at most this many reals and fakes enter precision / recall
 #----------------------------------------------------------------------------
 
 def _bins(v, num_bins):
-    """Equal-mass bin ids of the columns of v [N, D] (ranks, so ties of a constant column share bin 0)."""
+    """Equal-mass bin ids (by rank) of the columns of v [N, D]; a constant column is all bin 0."""
     order = np.argsort(np.argsort(v, axis=0, kind='stable'), axis=0, kind='stable')
     ids = order * num_bins // len(v)
     const = np.ptp(v, axis=0) == 0
@@ -147,8 +147,8 @@ def evaluate(G, oracle, num_samples=1000, seed=0, device='cpu', batch_size=64, t
     if int(G.img_resolution) != oracle.resolution:
         raise ValueError(f'the generator makes {G.img_resolution}x{G.img_resolution} images but the oracle was trained on '
                          f'{oracle.resolution}x{oracle.resolution}: pass the data set of the network\'s resolution')
-    if num_samples < 10:
-        raise ValueError(f'num_samples={num_samples} is too few; the ground-truth metrics need at least 10')
+    if not 10 <= num_samples <= 100000:
+        raise ValueError(f'num_samples={num_samples} is out of range; the ground-truth metrics take 10 to 100000 latents')
     eps, rows = render_rows(G, num_samples, seed, device, batch_size, truncation_psi, noise_mode)
     N = len(eps)
     feats, values, probs = oracle.predict(rows.flatten(0, 1))

@@ -1,6 +1,8 @@
 """Ground-truth metrics: the data set's own renderer scores top, a generator that ignores its inputs scores
 bottom; fd_oracle is 0 on equal sets and grows with a shift; the oracle cache round-trips; no factors ->
 one sentence."""
+import json
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -127,6 +129,11 @@ def test_cache_round_trip_and_bad_file(shapes_zip, oracle, cache_root, tmp_path)
     blob['state']['heads.0.weight'] = torch.zeros([3, 3])                               # wrong size -> not used
     torch.save(blob, tmp_path / 'bad.pt')
     assert factor_oracle.load_oracle(str(tmp_path / 'bad.pt')) is None
+    blob = torch.load(files[0], weights_only=True)
+    meta = json.loads(blob['meta'])
+    meta['style_ranges']['hue'] = meta['style_ranges']['hue'][:1]                      # one domain's range for three
+    torch.save(dict(blob, meta=json.dumps(meta)), tmp_path / 'bad_meta.pt')
+    assert factor_oracle.load_oracle(str(tmp_path / 'bad_meta.pt')) is None
     (tmp_path / 'junk.pt').write_bytes(b'not a torch file')
     assert factor_oracle.load_oracle(str(tmp_path / 'junk.pt')) is None
 
