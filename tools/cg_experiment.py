@@ -10,8 +10,8 @@ Stages (each skipped when its output exists, so a killed run continues where it 
   3. base     i-StyleGAN (`--base-args`, seed 0) trained in chunks of --base-step kimg, each chunk an exact
               resume of the previous one (the same trajectory as one long run); after every chunk the G_ema
               is scored; training stops when fd_oracle has not improved by --min-gain over the best so far
-              for --patience chunks (or at --base-max). With --base-run, that run's snapshots are scored
-              with the same rule instead of training.
+              for --patience chunks (or at --base-max), and the fine-tunes start from the best-scored
+              snapshot. With --base-run, that run's snapshots are scored with the same rule instead.
   4. tune     for every lambda in --lambdas and seed in --seeds: the base continued for --finetune-kimg more
               kimg with L_s at that weight (lambda 0 = i-StyleGAN continued; the same --seed shares reals
               and latents across lambdas, so differences are paired)
@@ -144,10 +144,12 @@ def stage_base(o, data, oracle, log):
     rescore()
     while True:
         done = [r for r in curve if r['kimg_name'] % o.base_step == 0 or o.base_run]
-        for i in range(len(done)):                     # the first snapshot at which the rule fires
+        for i in range(len(done)):                     # the first snapshot at which the rule fires; its best score so far
             if converged(done[:i + 1], o.min_gain, o.patience):
-                log(f'base: fd_oracle stopped improving at {done[i]["kimg_name"]} kimg.')
-                return done[i], done[:i + 1]
+                best = min(done[:i + 1], key=lambda r: r['fd_oracle'])
+                log(f'base: fd_oracle stopped improving by {done[i]["kimg_name"]} kimg; fine-tuning from the best snapshot, '
+                    f'{best["kimg_name"]} kimg.')
+                return best, done[:i + 1]
         have = snapshots(folder)
         top = max(have) if have else 0
         if o.base_run or top >= o.base_max:
