@@ -127,6 +127,25 @@ def test_center_crop_and_unlabelled_folder(tmp_path):
     expect = PIL.Image.fromarray(np.ascontiguousarray(img[4:28])).resize((16, 16), PIL.Image.LANCZOS)
     assert np.array_equal(ds[0][0], np.asarray(expect).transpose(2, 0, 1))
 
+def test_numeric_shards_are_unconditional_and_labels_overrides(tmp_path):
+    for shard in ('00000', '01000'):                                            # FFHQ's layout, as NVIDIA's tool reads it
+        for i in range(2):
+            save(f'{tmp_path}/ffhq/{shard}/{shard[:2]}{i:03d}.png', rand_img(i))
+    ok('--source', tmp_path / 'ffhq', '--dest', tmp_path / 'auto.zip')
+    assert meta(tmp_path / 'auto.zip')['labels'] is None and not read(tmp_path / 'auto.zip').has_labels
+    ok('--source', tmp_path / 'ffhq', '--dest', tmp_path / 'byfolder.zip', '--labels', 'folders')
+    assert [l for _, l in meta(tmp_path / 'byfolder.zip')['labels']] == [0, 0, 1, 1]
+    assert meta(tmp_path / 'byfolder.zip')['domains'] == ['00000', '01000']
+    for d in ('cat', '2'):                                                      # one non-numeric name: domains
+        save(f'{tmp_path}/mixed/{d}/0.png', rand_img(0))
+    ok('--source', tmp_path / 'mixed', '--dest', tmp_path / 'mixed.zip')
+    assert meta(tmp_path / 'mixed.zip')['domains'] == ['2', 'cat']
+    ok('--source', tmp_path / 'mixed.zip', '--dest', tmp_path / 'none.zip', '--labels', 'none')   # any source
+    assert meta(tmp_path / 'none.zip')['labels'] is None and 'domains' not in meta(tmp_path / 'none.zip')
+    fails('--labels=folders applies to folders', '--source', tmp_path / 'mixed.zip', '--dest', tmp_path / 'x.zip', '--labels', 'folders')
+    save(f'{tmp_path}/flat/0.png', rand_img(0))
+    fails('needs domain sub-folders', '--source', tmp_path / 'flat', '--dest', tmp_path / 'y.zip', '--labels', 'folders')
+
 def test_max_images_caps_the_total_not_each_domain(tmp_path):
     for d in 'ab':
         for i in range(10):

@@ -64,15 +64,22 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
 
 #----------------------------------------------------------------------------
 
-def find_snapshots(folder):
-    """Complete snapshots under `folder` (recursively), oldest first by (mtime, kimg)."""
-    paths = [p for p in glob.glob(os.path.join(folder, '**', 'network-snapshot-*.pt'), recursive=True) if SNAPSHOT_RE.search(p)]
-    return sorted(paths, key=lambda p: (os.path.getmtime(p), int(SNAPSHOT_RE.search(p).group(1)), p))
+RUN_DIR_RE = re.compile(r'^(\d+)-')
+
+
+def _snapshots_in(folder):
+    return [p for p in glob.glob(os.path.join(glob.escape(folder), 'network-snapshot-*.pt')) if SNAPSHOT_RE.search(p)]
 
 
 def find_latest_snapshot(folder):
-    paths = find_snapshots(folder)
-    return paths[-1] if paths else None
+    """The snapshot --resume=latest continues: the highest kimg in `folder` itself or, when it holds none, in
+    its highest-numbered run folder (NNNNN-desc) that holds one. File times play no part."""
+    runs = sorted(((int(m.group(1)), d) for d in (os.listdir(folder) if os.path.isdir(folder) else []) if (m := RUN_DIR_RE.match(d))), reverse=True)
+    for candidate in [folder] + [os.path.join(folder, d) for _num, d in runs]:
+        found = _snapshots_in(candidate)
+        if found:
+            return max(found, key=lambda p: int(SNAPSHOT_RE.search(p).group(1)))
+    return None
 
 
 def _plain(obj):
