@@ -333,6 +333,12 @@ def training_loop(
             stats_tfevents = tensorboard.SummaryWriter(run_dir)
         except ImportError as err:
             log(f'Skipping tfevents export: {err}')
+    skipped_metrics = set()                 # metrics whose weights are missing: one warning per run
+    if metrics:
+        if is_main:
+            from metrics import metric_main
+            metric_main.fetch_weights(metrics)  # download what is missing (online only); failures warn at the first snapshot
+        distributed.barrier()
 
     # Train.
     log(f'Training for {total_kimg} kimg...')
@@ -462,8 +468,9 @@ def training_loop(
             distributed.barrier()
 
         # Evaluate metrics.
+        metric_results = {}
         if snapshot_path is not None and len(metrics) > 0:
-            _evaluate_metrics(metrics, G_ema, training_set_kwargs, num_gpus, rank, device, run_dir, snapshot_path, log)
+            metric_results = _evaluate_metrics(metrics, G_ema, training_set_kwargs, num_gpus, rank, device, run_dir, snapshot_path, log, skipped_metrics)
 
         # Collect statistics.
         stats_collector.update()
@@ -477,6 +484,8 @@ def training_loop(
             walltime = timestamp - start_time
             for name, value in stats_dict.items():
                 stats_tfevents.add_scalar(name, value.mean, global_step=global_step, walltime=walltime)
+            for name, value in metric_results.items():  # NVIDIA's TensorBoard names
+                stats_tfevents.add_scalar(f'Metrics/{name}', value, global_step=global_step, walltime=walltime)
             stats_tfevents.flush()
 
         # Update state.
@@ -522,15 +531,25 @@ def load_weights(path):
         return legacy.load_network_pkl(f)
 
 
-def _evaluate_metrics(metrics, G_ema, dataset_kwargs, num_gpus, rank, device, run_dir, snapshot_path, log):
+def _evaluate_metrics(metrics, G_ema, dataset_kwargs, num_gpus, rank, device, run_dir, snapshot_path, log, skipped=None):
+    """Compute and record `metrics` for one snapshot; returns {result name: value} (rank 0). A metric that cannot run
+    (missing weights) is named once in a warning and added to `skipped`, which later snapshots leave out."""
     from metrics import metric_main
+    skipped = set() if skipped is None else skipped
+    results = {}
     for metric in metrics:
+        if metric in skipped:
+            continue
         try:
             result_dict = metric_main.calc_metric(metric=metric, G=G_ema, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, rank=rank, device=device)
         except metric_main.MetricUnavailableError as e:
-            log(f'Warning: metric {metric} skipped: {e}')
+            log(f'Warning: metric {metric} skipped for the rest of this run: {e}')
+            skipped.add(metric)
             continue
         if rank == 0:
-            metric_main.report_metric(result_dict, run_dir=run_dir, snapshot_pkl=snapshot_path)
+            metric_main.report_metric(result_dict, run_dir=run_dir, snapshot_pkl=snapshot_path, verbose=False)
+            log(metric_main.format_result(result_dict))
+            results.update(result_dict.results)
+    return results
 
 #----------------------------------------------------------------------------
