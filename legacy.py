@@ -1,4 +1,5 @@
-"""Read network snapshots: NVIDIA StyleGAN2-ADA pickles, i-StyleGAN (dill) pickles and our own .pt format.
+"""Read network snapshots: NVIDIA StyleGAN2-ADA pickles, i-StyleGAN (dill) pickles and our own .pt format;
+convert between the formats (`python legacy.py --source=run.pt --dest=run.pkl`, and back; see --help).
 
     with dnnlib.util.open_url(path_or_url) as f:
         G = legacy.load_network_pkl(f)['G_ema']
@@ -10,8 +11,11 @@ loaded with a completeness check.
 import copy
 import inspect
 import io
+import os
+import pickle
 import warnings
 
+import click
 import torch
 
 import dnnlib
@@ -258,5 +262,66 @@ def _force_fp16(data: dict) -> dict:
             new.train(old.training).requires_grad_(False)
             data[key] = new
     return data
+
+#----------------------------------------------------------------------------
+
+def convert_network(source: str, dest: str, force_fp16: bool = False) -> dict:
+    """Convert between our snapshots and NVIDIA's pickles: dest *.pkl = NVIDIA's format (torch_utils/nvidia_export.py),
+    dest *.pt = ours (weights only: a --resume transfer start, --network for generate.py / calc_metrics.py)."""
+    from torch_utils import nvidia_export
+    if not dest.endswith(('.pkl', '.pt')):
+        raise LegacyError(f'--dest={dest} must end in .pkl (NVIDIA\'s format) or .pt (ours).')
+    if os.path.exists(dest):
+        raise LegacyError(f'--dest={dest} exists; choose another name or remove it first.')
+    try:
+        data = load_network(source, force_fp16=force_fp16)
+    except FileNotFoundError:
+        raise LegacyError(f'--source={source} does not exist; pass a network-snapshot-*.pt or *.pkl file or a URL.') from None
+    except (OSError, pickle.UnpicklingError) as e:
+        raise LegacyError(f'Cannot read {source}: {e}') from None
+    if dest.endswith('.pkl'):
+        try:
+            payload = nvidia_export.export_bytes(data)
+        except nvidia_export.ExportError as e:
+            raise LegacyError(f'Cannot export {source}: {e}') from None
+        with dnnlib.util.atomic_write(dest, durable=True) as f:
+            f.write(payload)
+    else:
+        keep = {k: data.get(k) for k in ('G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs', 'domain_names') if data.get(k) is not None}
+        snapshot.save_snapshot(dest, keep)
+    return {k: type(v).__name__ for k, v in data.items() if v is not None}
+
+#----------------------------------------------------------------------------
+
+@click.command()
+@click.option('--source',     help='Network to convert: our snapshot (.pt), NVIDIA / i-StyleGAN pickle (.pkl), or URL', metavar='PATH', required=True)
+@click.option('--dest',       help='Output: *.pkl in NVIDIA\'s format, or *.pt in ours', metavar='PATH', required=True)
+@click.option('--force-fp16', help='Rebuild G and D with 4 fp16 resolutions and conv clamping 256 (NVIDIA\'s option)', is_flag=True)
+def main(source, dest, force_fp16):
+    """Convert network snapshots between our .pt format and NVIDIA's pickle format.
+
+    \b
+    # Our run -> NVIDIA's format, for NVIDIA's generate.py, projector.py, visualizer, video scripts:
+    python legacy.py --source=runs/00000-x/network-snapshot-000400.pt --dest=network-snapshot-000400.pkl
+    \b
+    # NVIDIA / i-StyleGAN pickle -> our format (read without executing anything from the file):
+    python legacy.py --source=ffhq.pkl --dest=ffhq.pt
+
+    Exported pickles hold no code of NVIDIA's: each network is rebuilt by the networks module of the code
+    base that opens it (NVIDIA's stylegan2-ada-pytorch, stylegan3 or i-StyleGAN), so only
+    --model=stylegan2-ada networks can be exported (NVIDIA's code has no flow mapping). The augmentation
+    pipeline is not exported (NVIDIA's tools do not use it). TensorFlow pickles are refused; convert them
+    with NVIDIA's legacy.py first.
+    """
+    try:
+        kinds = convert_network(source, dest, force_fp16=force_fp16)
+    except (LegacyError, safe_pickle.UnsafePickleError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f'Wrote {dest} ({", ".join(f"{k}: {v}" for k, v in kinds.items() if k in ("G", "D", "G_ema"))}).')
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    main()  # pylint: disable=no-value-for-parameter
 
 #----------------------------------------------------------------------------
