@@ -293,7 +293,7 @@ def convert_network(source: str, dest: str, force_fp16: bool = False) -> dict:
 
 #----------------------------------------------------------------------------
 
-@click.command()
+@click.command(context_settings={'max_content_width': 80, 'terminal_width': 80})
 @click.option('--source',     help='Network to convert: our snapshot (.pt), NVIDIA / i-StyleGAN pickle (.pkl), or URL', metavar='PATH', required=True)
 @click.option('--dest',       help='Output: *.pkl in NVIDIA\'s format, or *.pt in ours', metavar='PATH', required=True)
 @click.option('--force-fp16', help='Rebuild G and D with 4 fp16 resolutions and conv clamping 256 (NVIDIA\'s option)', is_flag=True)

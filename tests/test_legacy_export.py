@@ -158,9 +158,9 @@ def test_refusals_are_one_sentence(run_pt, tmp_path):
 
 def test_help_is_documented():
     import os
-    r = CliRunner().invoke(legacy.main, ['--help'], terminal_width=80, prog_name='legacy.py')
+    r = CliRunner().invoke(legacy.main, ['--help'], prog_name='legacy.py')
     doc = open(os.path.join(os.path.dirname(__file__), '..', 'docs', 'legacy-help.txt')).read()
     assert r.exit_code == 0 and '--source' in r.output and '--dest' in r.output
-    assert doc.strip() == r.output.strip(), 'regenerate docs/legacy-help.txt with: COLUMNS=80 python legacy.py --help'
+    assert doc.strip() == r.output.strip(), 'regenerate docs/legacy-help.txt with: python legacy.py --help'
 
 #----------------------------------------------------------------------------
