@@ -185,14 +185,20 @@ def module_from_persistent_record(rec, what: str) -> torch.nn.Module:
     kwargs = _plain(rec.init_kwargs)
     state = dict(rec.named_tensors())
     mapping = rec.children().get('mapping')
+    exported_flow = mapping is None and 'cond_mode' in kwargs.get('mapping_kwargs', {})  # our export (nvidia_export.py): flat tensors
 
-    if rec.class_name == 'Generator' and _is_istylegan_mapping(mapping):
+    if rec.class_name == 'Generator' and (_is_istylegan_mapping(mapping) or exported_flow):
         # (b) i-StyleGAN: the flow mapping is converted by the CG-GAN code.
         try:
             from training.domain_flow import convert_istylegan_mapping
         except ImportError as e:
             raise LegacyError(f'{what} is an i-StyleGAN snapshot; its flow mapping needs training/domain_flow.py ({e}).') from None
-        m_name, m_kwargs, m_state = convert_istylegan_mapping(_plain(mapping.init_kwargs), mapping.named_tensors())
+        if exported_flow:
+            m_init = dict(kwargs['mapping_kwargs'], **{k: kwargs[k] for k in ('z_dim', 'c_dim', 'w_dim')})
+            m_tensors = {k[len('mapping.'):]: v for k, v in state.items() if k.startswith('mapping.')}
+        else:
+            m_init, m_tensors = _plain(mapping.init_kwargs), mapping.named_tensors()
+        m_name, m_kwargs, m_state = convert_istylegan_mapping(m_init, m_tensors)
         m_kwargs = {k: v for k, v in m_kwargs.items() if k not in ('z_dim', 'c_dim', 'w_dim', 'num_ws')}
         kwargs['mapping_kwargs'] = dnnlib.EasyDict(class_name=m_name, **m_kwargs)
         state = {k: v for k, v in state.items() if not k.startswith('mapping.')}
@@ -308,10 +314,11 @@ def main(source, dest, force_fp16):
     python legacy.py --source=ffhq.pkl --dest=ffhq.pt
 
     Exported pickles hold no code of NVIDIA's: each network is rebuilt by the networks module of the code
-    base that opens it (NVIDIA's stylegan2-ada-pytorch, stylegan3 or i-StyleGAN), so only
-    --model=stylegan2-ada networks can be exported (NVIDIA's code has no flow mapping). The augmentation
-    pipeline is not exported (NVIDIA's tools do not use it). TensorFlow pickles are refused; convert them
-    with NVIDIA's legacy.py first.
+    base that opens it. StyleGAN2-ADA runs open in NVIDIA's stylegan2-ada-pytorch, stylegan3 and in
+    i-StyleGAN; i-StyleGAN / CG-GAN runs (flow mapping) are written with i-StyleGAN's mapping arguments
+    and open in i-StyleGAN's code (NVIDIA's has no flow mapping and says so). The augmentation pipeline
+    is not exported (NVIDIA's tools do not use it). TensorFlow pickles are refused; convert them with
+    NVIDIA's legacy.py first.
     """
     try:
         kinds = convert_network(source, dest, force_fp16=force_fp16)

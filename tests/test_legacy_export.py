@@ -137,16 +137,42 @@ def test_round_trip_through_our_safe_reader_and_back_to_pt(run_pt, tmp_path):
     assert torch.equal(_render(snapshot.load_snapshot(str(tmp_path / 'nvidia.pt'))['G_ema']), _render(G))
 
 
+def _flow_generator(**mapping):
+    torch.manual_seed(2)
+    G = Generator(z_dim=16, c_dim=3, w_dim=16, img_resolution=16, img_channels=3, synthesis_kwargs=dict(channel_base=256, channel_max=32),
+                  mapping_kwargs=dict(class_name='training.domain_flow.DomainFlowMapping', num_layers=2, i_dim=8, flow_dim=4, **mapping))
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return G.eval()
+
+
+def test_flow_models_export_in_istylegan_format(tmp_path):
+    """i-StyleGAN / CG-GAN: i-StyleGAN's mapping kwargs and names; our reader renders them back exactly; a code base
+    without the flow mapping (NVIDIA's, or this one's plain networks) refuses with a sentence that says what it needs."""
+    G = _flow_generator()
+    _G, D = _networks()
+    snapshot.save_snapshot(str(tmp_path / 'cg.pt'), dict(G=G, D=D, G_ema=G))
+    assert convert('--source', tmp_path / 'cg.pt', '--dest', tmp_path / 'cg.pkl').exit_code == 0
+    with open(tmp_path / 'cg.pkl', 'rb') as f:
+        raw = __import__('torch_utils.safe_pickle', fromlist=['x']).safe_load(f)
+    m = raw['G_ema'].init_kwargs['mapping_kwargs']
+    assert (m['cond_mode'], m['i_dim'], m['flow_dim'], m['flow_norm'], m['use_label']) == ('flow', 8, 4, 1, 0) and 'class_name' not in m
+    assert {'mapping.importance', 'mapping.flow.model.0.u_', 'mapping.flow_fc2.weight'} <= set(raw['G_ema'].named_tensors())
+    assert torch.equal(_render(legacy.load_network(str(tmp_path / 'cg.pkl'))['G_ema']), _render(G))
+    with pytest.raises(TypeError, match="needs i-StyleGAN's code .its flow mapping."):
+        nvidia_load(tmp_path / 'cg.pkl')
+
+
 def test_refusals_are_one_sentence(run_pt, tmp_path):
     cases = []
     cases.append((['--source', run_pt, '--dest', run_pt], 'exists; choose another name'))
     cases.append((['--source', run_pt, '--dest', tmp_path / 'x.png'], 'must end in .pkl'))
     cases.append((['--source', tmp_path / 'missing.pt', '--dest', tmp_path / 'y.pkl'], 'does not exist'))
     G, D = _networks()
-    flow = Generator(z_dim=16, c_dim=3, w_dim=16, img_resolution=16, img_channels=3, synthesis_kwargs=dict(channel_base=256, channel_max=32),
-                     mapping_kwargs=dict(class_name='training.domain_flow.DomainFlowMapping', num_layers=2, i_dim=8))
-    snapshot.save_snapshot(str(tmp_path / 'cg.pt'), dict(G=flow, D=D, G_ema=flow))
-    cases.append((['--source', tmp_path / 'cg.pt', '--dest', tmp_path / 'cg.pkl'], 'uses the DomainFlowMapping mapping'))
+    odd = _flow_generator(mask_threshold=0.2)
+    snapshot.save_snapshot(str(tmp_path / 'cg.pt'), dict(G=odd, D=D, G_ema=odd))
+    cases.append((['--source', tmp_path / 'cg.pt', '--dest', tmp_path / 'cg.pkl'], 'hard-codes the threshold 0.1'))
     snapshot.save_snapshot(str(tmp_path / 'gema.pt'), dict(G_ema=G))
     cases.append((['--source', tmp_path / 'gema.pt', '--dest', tmp_path / 'gema.pkl'], 'needs G, D and G_ema'))
     for args, sentence in cases:

@@ -35,7 +35,10 @@ def _rebuild(self, state):
     kwargs = dict(state['_init_kwargs'])
     if _FLAT_SYNTHESIS_KWARGS and 'synthesis_kwargs' in kwargs:
         kwargs.update(kwargs.pop('synthesis_kwargs'))
-    self.__init__(**kwargs)
+    try:
+        self.__init__(**kwargs)
+    except TypeError as e:              # e.g. NVIDIA's MappingNetwork has no cond_mode
+        raise TypeError(f'{e}: this {type(self).__name__} needs {state["_needs"]}') from None
     self.load_state_dict(state['_parameters'])
     self.train(state['training']).requires_grad_(False)
 
@@ -74,9 +77,8 @@ def nvidia_kwargs(module: torch.nn.Module, what: str) -> dict:
     kwargs = _plain(module.init_kwargs)
     if kind == 'Generator':
         mapping = dict(kwargs.get('mapping_kwargs') or {})
-        if mapping.get('class_name') is not None:
-            raise ExportError(f'{what} uses the {mapping["class_name"].rsplit(".", 1)[-1]} mapping (i-StyleGAN / CG-GAN), which '
-                              f'NVIDIA\'s code does not have; only --model=stylegan2-ada networks can be exported.')
+        if mapping.pop('class_name', None) is not None:
+            mapping = istylegan_mapping_kwargs(module.mapping, what)
         synthesis = dict(kwargs.get('synthesis_kwargs') or {})
         synthesis.update({k: kwargs.pop(k) for k in list(kwargs) if k not in NVIDIA_KWARGS[kind]})  # flat synthesis kwargs
         synthesis.setdefault('num_fp16_res', module.synthesis.init_kwargs.get('num_fp16_res', 0))   # explicit: other repos differ
@@ -89,11 +91,26 @@ def nvidia_kwargs(module: torch.nn.Module, what: str) -> dict:
     return kwargs
 
 
+def istylegan_mapping_kwargs(mapping: torch.nn.Module, what: str) -> dict:
+    """i-StyleGAN's MappingNetwork kwargs for our DomainFlowMapping (same parameter names and numerics)."""
+    if type(mapping).__name__ != 'DomainFlowMapping' or mapping.mask_threshold != 0.1:
+        raise ExportError(f'{what}: its mapping ({type(mapping).__name__}, mask threshold {getattr(mapping, "mask_threshold", "?")}) '
+                          f'has no counterpart in i-StyleGAN\'s code, which hard-codes the threshold 0.1.')
+    kwargs = {k: v for k, v in _plain(mapping.init_kwargs).items() if k not in ('z_dim', 'c_dim', 'w_dim', 'num_ws', 'mask_threshold')}
+    kwargs.update(flow_norm=int(bool(kwargs.get('flow_norm', True))), use_label=0)
+    return kwargs
+
+
+def _needs(module: torch.nn.Module) -> str:
+    flow = 'cond_mode' in (module.init_kwargs.get('mapping_kwargs') or {}) or type(getattr(module, 'mapping', None)).__name__ == 'DomainFlowMapping'
+    return "i-StyleGAN's code (its flow mapping)" if flow else "a StyleGAN2 code base (stylegan2-ada-pytorch, stylegan3, i-StyleGAN)"
+
+
 class _Record:
     """Stands for one network in the pickle: reduced to _reconstruct_persistent_obj(meta)."""
 
     def __init__(self, module: torch.nn.Module, what: str):
-        state = dict(_exported_by='cggan', _init_args=(), _init_kwargs=nvidia_kwargs(module, what), training=bool(module.training),
+        state = dict(_exported_by='cggan', _needs=_needs(module), _init_args=(), _init_kwargs=nvidia_kwargs(module, what), training=bool(module.training),
                      _parameters={k: v.detach().cpu().clone() for k, v in module.state_dict().items()}, _buffers={}, _modules={})
         self.meta = dict(type='class', version=6, module_src=EXPORT_SOURCE, class_name=type(module).__name__, state=state)
 
