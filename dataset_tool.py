@@ -1,7 +1,8 @@
 """Build multi-domain training data sets in NVIDIA's format (PNGs + dataset.json, folder or uncompressed zip).
 
 Sources: a folder of domain sub-folders, a CelebA tree (domains from attributes), MNIST-format IDX files
-(optionally K-colour), a built-in procedural set (builtin:shapes), or an existing NVIDIA-format data set.
+(optionally K-colour), CIFAR-10's python archive, a built-in procedural set (builtin:shapes), or an
+existing NVIDIA-format data set.
 See docs/datasets.md for examples and docs/dataset_tool-help.txt for the options.
 """
 import concurrent.futures
@@ -14,7 +15,7 @@ import numpy as np
 import PIL.Image
 from tqdm import tqdm
 
-from datasets import builtin, celeba, folders, mnist, nvidia
+from datasets import builtin, celeba, cifar10, folders, mnist, nvidia
 from datasets.errors import DatasetError
 from datasets.images import RESIZE_FILTERS, center_crop, center_crop_wide, is_power_of_two, to_channels
 from datasets.writer import DatasetWriter, check_dest, encode_png
@@ -55,16 +56,20 @@ def _pow2_hint(n):
 
 def open_source(source, *, max_images, seed, domains, split, colours, resolution, labels='auto'):
     """Pick the builder for --source and return its Source (options that do not apply are refused)."""
+    idx_file = re.fullmatch(r'(train|t10k)-images[-.]idx3-ubyte(\.gz)?', os.path.basename(source))
+    if idx_file and os.path.isfile(source):     # NVIDIA's spelling: the images file itself; its split, from its folder
+        source, split = os.path.dirname(source) or '.', split or {'train': 'train', 't10k': 'test'}[idx_file.group(1)]
     kind = ('builtin' if source.startswith('builtin:') else
             None if not os.path.exists(source) else
             'celeba' if celeba.is_celeba_tree(source) else
             'mnist' if mnist.is_mnist_folder(source) else
             'nvidia' if nvidia.is_nvidia_dataset(source) else
+            'cifar10' if os.path.isfile(source) and cifar10.is_cifar10_archive(source) else
             'folders' if os.path.isdir(source) else None)
     if kind is None:
         if not os.path.exists(source):
-            raise DatasetError(f'--source "{source}" does not exist; give a folder, a .zip or builtin:NAME.')
-        raise DatasetError(f'--source "{source}" is neither a folder nor a .zip; give a folder, a .zip or builtin:NAME.')
+            raise DatasetError(f'--source "{source}" does not exist; give a folder, a .zip, cifar-10-python.tar.gz or builtin:NAME.')
+        raise DatasetError(f'--source "{source}" is neither a folder nor a .zip; give a folder, a .zip, cifar-10-python.tar.gz or builtin:NAME.')
     if domains is not None and kind != 'celeba':
         raise DatasetError(f'--domains selects CelebA attributes, but "{source}" is not a CelebA tree (no {celeba.ATTR_FILE}); drop --domains.')
     if colours is not None and kind != 'mnist':
@@ -85,6 +90,8 @@ def open_source(source, *, max_images, seed, domains, split, colours, resolution
         return kind, mnist.open_mnist(source, split or 'all', colours, max_images, seed)
     if kind == 'nvidia':
         return kind, nvidia.open_nvidia(source, max_images, seed)
+    if kind == 'cifar10':
+        return kind, cifar10.open_cifar10(source, max_images, seed)
     return kind, folders.open_folder_tree(source, max_images, seed, labels=labels)
 
 #----------------------------------------------------------------------------
@@ -182,7 +189,7 @@ def convert_dataset(source: str, dest: str, resolution=None, width=None, height=
 #----------------------------------------------------------------------------
 
 @click.command(context_settings={'max_content_width': 120, 'terminal_width': 120})
-@click.option('--source',        help='Folder of domain sub-folders, CelebA tree, MNIST IDX folder, NVIDIA zip/folder, or builtin:NAME', metavar='PATH', required=True)
+@click.option('--source',        help='Folder of domain sub-folders, CelebA tree, MNIST IDX folder or images file, cifar-10-python.tar.gz, NVIDIA zip/folder, or builtin:NAME', metavar='PATH', required=True)
 @click.option('--dest',          help='Output folder or .zip', metavar='PATH', required=True)
 @click.option('--resolution',    help='Output size: N (square) or WxH [default: source size]', metavar='N|WxH')
 @click.option('--width',         help='Output width (NVIDIA option)', type=int)
