@@ -67,8 +67,9 @@ def load_network(path):
     return data['G_ema'], data.get('training_set_kwargs')
 
 
-def dataset_kwargs_for(data, data_class, G, training_set_kwargs, network):
-    """NVIDIA's rule: --data wins, else the dataset the snapshot was trained on; labels iff G is conditional."""
+def dataset_kwargs_for(data, data_class, G, training_set_kwargs, network, mirror=None):
+    """NVIDIA's rule: --data wins, else the dataset the snapshot was trained on; labels iff G is conditional;
+    x-flips from --mirror, else from the snapshot (NVIDIA's *_full metrics, like ours, read reals unflipped)."""
     if data is not None:
         kwargs = dnnlib.EasyDict(class_name=data_class, path=data)
     elif training_set_kwargs:
@@ -79,6 +80,8 @@ def dataset_kwargs_for(data, data_class, G, training_set_kwargs, network):
         raise UserError(f'{network} does not say which dataset it was trained on; pass --data=PATH.')
     kwargs.resolution = G.img_resolution
     kwargs.use_labels = G.c_dim != 0
+    if mirror is not None:
+        kwargs.xflip = bool(mirror)
     return kwargs
 
 def _input_errors():
@@ -90,6 +93,11 @@ def _input_errors():
     return (ValueError, DatasetError)
 
 #----------------------------------------------------------------------------
+
+def column_name(key, mode):
+    """Table header of a result: its name and, for FID/KID-style numbers, the mode they were computed in."""
+    return f'{key} ({mode})' if mode else key
+
 
 def markdown_table(rows, caption=None):
     """rows: list of (network name, {column: value}); columns in order of first appearance."""
@@ -124,13 +132,13 @@ def evaluate(rank, opts):
         if rank == 0:
             print(f'Loading {network} ...', flush=True)
         G, training_set_kwargs = load_network(network)
-        dataset_kwargs = dataset_kwargs_for(opts.data, opts.data_class, G, training_set_kwargs, network)
+        dataset_kwargs = dataset_kwargs_for(opts.data, opts.data_class, G, training_set_kwargs, network, opts.mirror)
         memo, results = dict(), dict()
         for metric in opts.metrics:
             try:
                 result = metric_main.calc_metric(metric, G, dataset_kwargs, num_gpus=max(opts.num_gpus, 1), rank=rank, device=device,
                     feature_extractor=opts.features, progress=(rank == 0), mode=opts.mode, inception=opts.inception,
-                    allow_download=opts.download, batch_size=opts.batch, seed=opts.seed, cache=opts.cache, fake_memo=memo)
+                    allow_download=opts.download, batch_size=opts.batch, seed=opts.seed, cache=opts.cache, fake_memo=memo, vgg16=opts.vgg16)
             except metric_main.MetricUnavailableError as e:
                 raise UserError(str(e)) from None
             except _input_errors() as e:
@@ -138,9 +146,11 @@ def evaluate(rank, opts):
             if rank == 0:
                 run_dir = opts.jsonl_dir or (os.path.dirname(os.path.abspath(network)) if '://' not in network else None)
                 metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=network, verbose=opts.verbose)
-                results.update(result.results)
+                results.update({column_name(k, result.mode): v for k, v in result.results.items()})
                 ref = result.reference
-                captions.add(f'features: {result.feature_extractor}, mode: {result.mode}, reference: {ref["path"]} '
+                mode = f', mode: {result.mode} ({metric_main.MODE_NOTES[result.mode]})' if result.mode in metric_main.MODE_NOTES else \
+                    (f', mode: {result.mode}' if result.mode else '')
+                captions.add(f'features: {result.feature_extractor}{mode}, reference: {ref["path"]} '
                              f'({(ref["hash"] or "no hash")[:16]}), fakes: {result.num_images}, seed: {opts.seed}')
         rows.append((display_name(network), results))
     return rows, '; '.join(sorted(captions))
@@ -154,20 +164,37 @@ def evaluate(rank, opts):
 @click.option('--run',         'runs',      help='Training run folder: all its network-snapshot-* files; repeatable', metavar='DIR', multiple=True)
 @click.option('--data',                     help='Dataset (zip or folder) [default: the one the snapshot was trained on]', metavar='PATH')
 @click.option('--mode',                     help='clean-fid preprocessing', type=click.Choice(['clean', 'legacy_tensorflow']), default='clean', show_default=True)
+@click.option('--mirror',                   help='Whether the dataset was x-flipped in training (NVIDIA\'s option; *_full metrics read reals unflipped) [default: look up]', type=bool, metavar='BOOL')
 @click.option('--gpus',        'num_gpus',  help='Number of GPUs (0 = CPU) [default: 1 if CUDA is available, else 0]', type=click.IntRange(min=0))
 @click.option('--inception',                help='Inception weights inception-2015-12-05.pt [default: $CGGAN_INCEPTION, else the cache folder]', metavar='PATH')
-@click.option('--download/--no-download',   help='Download the Inception weights when missing (never when CGGAN_OFFLINE=1)', default=True, show_default=True)
+@click.option('--vgg16',                    help='VGG16 weights vgg16.pt for pr50k3_full, ppl* [default: $CGGAN_VGG16, else the cache folder]', metavar='PATH')
+@click.option('--download/--no-download',   help='Download missing metric weights (never when CGGAN_OFFLINE=1)', default=True, show_default=True)
 @click.option('--features',                 help='Feature extractor: inception, random-conv (smoke runs) or a dotted FeatureExtractor class', metavar='NAME', default='inception', show_default=True)
 @click.option('--batch',                    help='Images per batch', type=click.IntRange(min=1), default=64, show_default=True)
 @click.option('--seed',                     help='Random seed of latents and labels', type=int, default=0, show_default=True)
 @click.option('--cache/--no-cache',         help='Reuse cached dataset statistics', default=True, show_default=True)
 @click.option('--table',                    help='Also write the Markdown table to this file', metavar='FILE')
 @click.option('--jsonl-dir',                help='Folder for metric-*.jsonl [default: each snapshot\'s folder]', metavar='DIR')
-@click.option('--verbose/--quiet',          help='Print each JSON record', default=True, show_default=True)
+@click.option('--verbose',                  help='Print each JSON record', type=bool, metavar='BOOL', default=True, show_default=True)
+@click.option('--quiet',                    help='Same as --verbose=false', is_flag=True)
 @click.option('--data-class',               help='Dataset class (advanced)', default='training.dataset.ImageFolderDataset', show_default=True, hidden=True)
 def main(**kwargs):
-    """Evaluate metrics of network snapshots against a dataset and print a Markdown table."""
+    """Evaluate metrics of network snapshots against a dataset and print a Markdown table.
+
+    \b
+    Metrics (docs/metrics.md):
+      fid50k_full, kid50k_full  FID / KID against the full dataset (10k, 1k too)
+      fid50k_domain             per-domain FID and their mean (10k, 1k too)
+      swap1k                    CG-GAN swap metrics (no Inception file needed)
+      pr50k3_full               NVIDIA's precision and recall (VGG16)
+      is50k                     Inception Score
+      ppl2_wend                 path length in W at endpoints (and ppl_zfull,
+                                ppl_wfull, ppl_zend, ppl_wend)
+    FID/KID in --mode=clean are not comparable with published numbers;
+    --mode=legacy_tensorflow is. pr, is and ppl always follow NVIDIA.
+    """
     opts = dnnlib.EasyDict(kwargs)
+    opts.verbose = opts.verbose and not opts.pop('quiet')
     try:
         run(opts)
     except UserError as e:
@@ -188,10 +215,12 @@ def run(opts):
     if opts.num_gpus > torch.cuda.device_count():
         raise UserError(f'--gpus={opts.num_gpus} but {torch.cuda.device_count()} GPU(s) are visible; pass --gpus={torch.cuda.device_count()}.')
     opts.networks = expand_networks(opts.networks, opts.runs)
-    if opts.features == 'inception' and any(metric_main.needs_inception(m) for m in opts.metrics):  # check (or fetch) the weights before any network is loaded
+    if opts.features == 'inception':
         opts.features = None
+    needed = {spec for m in opts.metrics for spec in metric_main.required_weights(m, opts.features)}
+    for spec in sorted(needed, key=lambda s: s.key):  # check (or fetch) the weights before any network is loaded
         try:
-            opts.inception = metric_main.find_inception(opts.inception, allow_download=opts.download)
+            opts[spec.key] = metric_main.weights.find(spec, opts[spec.key], allow_download=opts.download)
         except metric_main.MetricUnavailableError as e:
             raise UserError(str(e)) from None
     if opts.jsonl_dir:

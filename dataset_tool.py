@@ -1,10 +1,12 @@
 """Build multi-domain training data sets in NVIDIA's format (PNGs + dataset.json, folder or uncompressed zip).
 
 Sources: a folder of domain sub-folders, a CelebA tree (domains from attributes), MNIST-format IDX files
-(optionally K-colour), a built-in procedural set (builtin:shapes), or an existing NVIDIA-format data set.
+(optionally K-colour), CIFAR-10's python archive, a built-in procedural set (builtin:shapes), or an
+existing NVIDIA-format data set.
 See docs/datasets.md for examples and docs/dataset_tool-help.txt for the options.
 """
 import concurrent.futures
+import dataclasses
 import os
 import re
 
@@ -13,7 +15,7 @@ import numpy as np
 import PIL.Image
 from tqdm import tqdm
 
-from datasets import builtin, celeba, folders, mnist, nvidia
+from datasets import builtin, celeba, cifar10, folders, mnist, nvidia
 from datasets.errors import DatasetError
 from datasets.images import RESIZE_FILTERS, center_crop, center_crop_wide, is_power_of_two, to_channels
 from datasets.writer import DatasetWriter, check_dest, encode_png
@@ -52,22 +54,28 @@ def _pow2_hint(n):
 
 #----------------------------------------------------------------------------
 
-def open_source(source, *, max_images, seed, domains, split, colours, resolution):
+def open_source(source, *, max_images, seed, domains, split, colours, resolution, labels='auto'):
     """Pick the builder for --source and return its Source (options that do not apply are refused)."""
+    idx_file = re.fullmatch(r'(train|t10k)-images[-.]idx3-ubyte(\.gz)?', os.path.basename(source))
+    if idx_file and os.path.isfile(source):     # NVIDIA's spelling: the images file itself; its split, from its folder
+        source, split = os.path.dirname(source) or '.', split or {'train': 'train', 't10k': 'test'}[idx_file.group(1)]
     kind = ('builtin' if source.startswith('builtin:') else
             None if not os.path.exists(source) else
             'celeba' if celeba.is_celeba_tree(source) else
             'mnist' if mnist.is_mnist_folder(source) else
             'nvidia' if nvidia.is_nvidia_dataset(source) else
+            'cifar10' if os.path.isfile(source) and cifar10.is_cifar10_archive(source) else
             'folders' if os.path.isdir(source) else None)
     if kind is None:
         if not os.path.exists(source):
-            raise DatasetError(f'--source "{source}" does not exist; give a folder, a .zip or builtin:NAME.')
-        raise DatasetError(f'--source "{source}" is neither a folder nor a .zip; give a folder, a .zip or builtin:NAME.')
+            raise DatasetError(f'--source "{source}" does not exist; give a folder, a .zip, cifar-10-python.tar.gz or builtin:NAME.')
+        raise DatasetError(f'--source "{source}" is neither a folder nor a .zip; give a folder, a .zip, cifar-10-python.tar.gz or builtin:NAME.')
     if domains is not None and kind != 'celeba':
         raise DatasetError(f'--domains selects CelebA attributes, but "{source}" is not a CelebA tree (no {celeba.ATTR_FILE}); drop --domains.')
     if colours is not None and kind != 'mnist':
         raise DatasetError(f'--colours applies to MNIST-format IDX files only, which "{source}" does not hold; drop --colours.')
+    if labels == 'folders' and kind != 'folders':
+        raise DatasetError(f'--labels=folders applies to folders of images, which "{source}" is not ({kind}); drop --labels.')
     if split is not None and kind not in ('celeba', 'mnist'):
         raise DatasetError('--split applies to CelebA and MNIST-format sources only; drop --split.')
     if kind == 'builtin':
@@ -82,13 +90,15 @@ def open_source(source, *, max_images, seed, domains, split, colours, resolution
         return kind, mnist.open_mnist(source, split or 'all', colours, max_images, seed)
     if kind == 'nvidia':
         return kind, nvidia.open_nvidia(source, max_images, seed)
-    return kind, folders.open_folder_tree(source, max_images, seed)
+    if kind == 'cifar10':
+        return kind, cifar10.open_cifar10(source, max_images, seed)
+    return kind, folders.open_folder_tree(source, max_images, seed, labels=labels)
 
 #----------------------------------------------------------------------------
 
 def convert_dataset(source: str, dest: str, resolution=None, width=None, height=None, max_images=None,
                     resize_filter='lanczos', transform=None, domains=None, domain_names=None, split=None,
-                    colours=None, seed=0, overwrite=False, workers=None, progress=True) -> dict:
+                    colours=None, seed=0, overwrite=False, workers=None, progress=True, labels='auto') -> dict:
     """Build the data set; raises DatasetError for bad input. Returns a summary dict."""
     out_w, out_h = parse_size(resolution, width, height, transform)
     if transform == 'center-crop-wide' and out_w is None:
@@ -99,7 +109,9 @@ def convert_dataset(source: str, dest: str, resolution=None, width=None, height=
         raise DatasetError(f'--resize-filter={resize_filter} is unknown; use box or lanczos.')
     check_dest(dest, overwrite)
     kind, src = open_source(source, max_images=max_images, seed=seed, domains=domains, split=split,
-                            colours=colours, resolution=out_w)
+                            colours=colours, resolution=out_w, labels=labels)
+    if labels == 'none':  # unconditional whatever the source says
+        src = dataclasses.replace(src, domains=None, items=lambda items=src.items: (dataclasses.replace(i, label=None) for i in items()))
     if transform is not None and kind == 'builtin':
         raise DatasetError('--transform does not apply to built-in data sets (they render square images); drop it.')
     names = src.domains
@@ -177,7 +189,7 @@ def convert_dataset(source: str, dest: str, resolution=None, width=None, height=
 #----------------------------------------------------------------------------
 
 @click.command(context_settings={'max_content_width': 120, 'terminal_width': 120})
-@click.option('--source',        help='Folder of domain sub-folders, CelebA tree, MNIST IDX folder, NVIDIA zip/folder, or builtin:NAME', metavar='PATH', required=True)
+@click.option('--source',        help='Folder of domain sub-folders, CelebA tree, MNIST IDX folder or images file, cifar-10-python.tar.gz, NVIDIA zip/folder, or builtin:NAME', metavar='PATH', required=True)
 @click.option('--dest',          help='Output folder or .zip', metavar='PATH', required=True)
 @click.option('--resolution',    help='Output size: N (square) or WxH [default: source size]', metavar='N|WxH')
 @click.option('--width',         help='Output width (NVIDIA option)', type=int)
@@ -186,6 +198,7 @@ def convert_dataset(source: str, dest: str, resolution=None, width=None, height=
 @click.option('--resize-filter', help='Filter used when resizing', type=click.Choice(['box', 'lanczos']), default='lanczos', show_default=True)
 @click.option('--transform',     help='Crop before resizing [default: none, images must be square]', type=click.Choice(['center-crop', 'center-crop-wide']))
 @click.option('--domains',       help='CelebA: attributes that define the domains, e.g. Male or Male,Smiling', metavar='ATTR[,ATTR]')
+@click.option('--labels',        help='Domain labels: auto (sub-folders, unless all are numeric shards like 00000/), folders, none', type=click.Choice(folders.LABEL_RULES), default='auto', show_default=True)
 @click.option('--domain-names',  help='Rename the domains, in label order, e.g. female,male', metavar='NAME[,NAME]')
 @click.option('--split',         help='CelebA / MNIST split [default: all]', type=click.Choice(['train', 'val', 'test', 'all']))
 @click.option('--colours',       help='MNIST family: K domains, each image drawn in one of K colours', metavar='K', type=click.IntRange(min=1))

@@ -1,4 +1,5 @@
-"""Read network snapshots: NVIDIA StyleGAN2-ADA pickles, i-StyleGAN (dill) pickles and our own .pt format.
+"""Read network snapshots: NVIDIA StyleGAN2-ADA pickles, i-StyleGAN (dill) pickles and our own .pt format;
+convert between the formats (`python legacy.py --source=run.pt --dest=run.pkl`, and back; see --help).
 
     with dnnlib.util.open_url(path_or_url) as f:
         G = legacy.load_network_pkl(f)['G_ema']
@@ -10,8 +11,11 @@ loaded with a completeness check.
 import copy
 import inspect
 import io
+import os
+import pickle
 import warnings
 
+import click
 import torch
 
 import dnnlib
@@ -181,14 +185,20 @@ def module_from_persistent_record(rec, what: str) -> torch.nn.Module:
     kwargs = _plain(rec.init_kwargs)
     state = dict(rec.named_tensors())
     mapping = rec.children().get('mapping')
+    exported_flow = mapping is None and 'cond_mode' in kwargs.get('mapping_kwargs', {})  # our export (nvidia_export.py): flat tensors
 
-    if rec.class_name == 'Generator' and _is_istylegan_mapping(mapping):
+    if rec.class_name == 'Generator' and (_is_istylegan_mapping(mapping) or exported_flow):
         # (b) i-StyleGAN: the flow mapping is converted by the CG-GAN code.
         try:
             from training.domain_flow import convert_istylegan_mapping
         except ImportError as e:
             raise LegacyError(f'{what} is an i-StyleGAN snapshot; its flow mapping needs training/domain_flow.py ({e}).') from None
-        m_name, m_kwargs, m_state = convert_istylegan_mapping(_plain(mapping.init_kwargs), mapping.named_tensors())
+        if exported_flow:
+            m_init = dict(kwargs['mapping_kwargs'], **{k: kwargs[k] for k in ('z_dim', 'c_dim', 'w_dim')})
+            m_tensors = {k[len('mapping.'):]: v for k, v in state.items() if k.startswith('mapping.')}
+        else:
+            m_init, m_tensors = _plain(mapping.init_kwargs), mapping.named_tensors()
+        m_name, m_kwargs, m_state = convert_istylegan_mapping(m_init, m_tensors)
         m_kwargs = {k: v for k, v in m_kwargs.items() if k not in ('z_dim', 'c_dim', 'w_dim', 'num_ws')}
         kwargs['mapping_kwargs'] = dnnlib.EasyDict(class_name=m_name, **m_kwargs)
         state = {k: v for k, v in state.items() if not k.startswith('mapping.')}
@@ -258,5 +268,67 @@ def _force_fp16(data: dict) -> dict:
             new.train(old.training).requires_grad_(False)
             data[key] = new
     return data
+
+#----------------------------------------------------------------------------
+
+def convert_network(source: str, dest: str, force_fp16: bool = False) -> dict:
+    """Convert between our snapshots and NVIDIA's pickles: dest *.pkl = NVIDIA's format (torch_utils/nvidia_export.py),
+    dest *.pt = ours (weights only: a --resume transfer start, --network for generate.py / calc_metrics.py)."""
+    from torch_utils import nvidia_export
+    if not dest.endswith(('.pkl', '.pt')):
+        raise LegacyError(f'--dest={dest} must end in .pkl (NVIDIA\'s format) or .pt (ours).')
+    if os.path.exists(dest):
+        raise LegacyError(f'--dest={dest} exists; choose another name or remove it first.')
+    try:
+        data = load_network(source, force_fp16=force_fp16)
+    except FileNotFoundError:
+        raise LegacyError(f'--source={source} does not exist; pass a network-snapshot-*.pt or *.pkl file or a URL.') from None
+    except (OSError, pickle.UnpicklingError) as e:
+        raise LegacyError(f'Cannot read {source}: {e}') from None
+    if dest.endswith('.pkl'):
+        try:
+            payload = nvidia_export.export_bytes(data)
+        except nvidia_export.ExportError as e:
+            raise LegacyError(f'Cannot export {source}: {e}') from None
+        with dnnlib.util.atomic_write(dest, durable=True) as f:
+            f.write(payload)
+    else:
+        keep = {k: data.get(k) for k in ('G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs', 'domain_names') if data.get(k) is not None}
+        snapshot.save_snapshot(dest, keep)
+    return {k: type(v).__name__ for k, v in data.items() if v is not None}
+
+#----------------------------------------------------------------------------
+
+@click.command(context_settings={'max_content_width': 80, 'terminal_width': 80})
+@click.option('--source',     help='Network to convert: our snapshot (.pt), NVIDIA / i-StyleGAN pickle (.pkl), or URL', metavar='PATH', required=True)
+@click.option('--dest',       help='Output: *.pkl in NVIDIA\'s format, or *.pt in ours', metavar='PATH', required=True)
+@click.option('--force-fp16', help='Rebuild G and D with 4 fp16 resolutions and conv clamping 256 (NVIDIA\'s option)', is_flag=True)
+def main(source, dest, force_fp16):
+    """Convert network snapshots between our .pt format and NVIDIA's pickle format.
+
+    \b
+    # Our run -> NVIDIA's format, for NVIDIA's generate.py, projector.py, visualizer, video scripts:
+    python legacy.py --source=runs/00000-x/network-snapshot-000400.pt --dest=network-snapshot-000400.pkl
+    \b
+    # NVIDIA / i-StyleGAN pickle -> our format (read without executing anything from the file):
+    python legacy.py --source=ffhq.pkl --dest=ffhq.pt
+
+    Exported pickles hold no code of NVIDIA's: each network is rebuilt by the networks module of the code
+    base that opens it. StyleGAN2-ADA runs open in NVIDIA's stylegan2-ada-pytorch, stylegan3 and in
+    i-StyleGAN; i-StyleGAN / CG-GAN runs (flow mapping) are written with i-StyleGAN's mapping arguments
+    and open in i-StyleGAN's code (NVIDIA's has no flow mapping and says so). The augmentation pipeline
+    is not exported (NVIDIA's tools do not use it). TensorFlow pickles are refused; convert them with
+    NVIDIA's legacy.py first.
+    """
+    try:
+        kinds = convert_network(source, dest, force_fp16=force_fp16)
+    except (LegacyError, safe_pickle.UnsafePickleError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f'Wrote {dest} ({", ".join(f"{k}: {v}" for k, v in kinds.items() if k in ("G", "D", "G_ema"))}).')
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    main()  # pylint: disable=no-value-for-parameter
 
 #----------------------------------------------------------------------------

@@ -5,11 +5,9 @@ Examples:
   torchrun --nproc_per_node=8 train.py --outdir=runs --data=afhq-256.zip --cfg=paper256 --model=istylegan
   python train.py --outdir=runs --data=afhq-256.zip --resume=latest
 """
-import copy
 import json
 import os
 import re
-import sys
 import tempfile
 
 import click
@@ -70,6 +68,9 @@ def launch_training(c, desc, outdir, dry_run):
     prev_run_ids = [int(m.group()) for m in (re.match(r'^\d+', x) for x in prev_run_dirs) if m is not None]
     cur_run_id = max(prev_run_ids, default=-1) + 1
     c.run_dir = os.path.join(outdir, f'{cur_run_id:05d}-{desc}')
+    continued = _continued_run_dir(c.get('resume_snapshot'), outdir)
+    if continued is not None:                       # exact resume from a run's last snapshot: the run goes on in its folder
+        c.run_dir = continued
 
     options = json.loads(json.dumps({k: v for k, v in c.items() if k not in ('options', 'log_fn', 'rank', 'device', 'resume_notes')}))
     c.options = options
@@ -78,7 +79,8 @@ def launch_training(c, desc, outdir, dry_run):
     print0('Training options:')
     print0(json.dumps(options, indent=2))
     print0()
-    print0(f'Output directory:    {c.run_dir}')
+    print0(f'Output directory:    {c.run_dir}' + (' (continuing the run)' if continued else
+                                                        f' (resumed from {c.resume_snapshot})' if c.get('resume_snapshot') else ''))
     print0(f'Number of ranks:     {c.num_gpus} ({"CUDA" if c.use_cuda else "CPU, gloo"})')
     print0(f'Batch size:          {c.batch_size} images ({c.batch_gpu} per pass)')
     print0(f'Training duration:   {c.total_kimg} kimg')
@@ -103,6 +105,19 @@ def launch_training(c, desc, outdir, dry_run):
                 raise UserError(str(e)) from None
 
 
+def _continued_run_dir(snapshot, outdir):
+    """The run folder to continue in: the snapshot's own, when it is a run folder of `outdir` and the snapshot
+    is its highest-kimg one (resuming an older snapshot opens a new folder, so later snapshots stay intact)."""
+    from training.training_loop import RUN_DIR_RE, find_latest_snapshot
+    if snapshot is None:
+        return None
+    folder = os.path.dirname(os.path.abspath(snapshot))
+    if os.path.dirname(folder) != os.path.abspath(outdir) or not RUN_DIR_RE.match(os.path.basename(folder)):
+        return None
+    latest = find_latest_snapshot(folder)
+    return os.path.join(outdir, os.path.basename(folder)) if latest and os.path.samefile(latest, snapshot) else None
+
+
 def _agree_run_dir(run_dir, outdir):
     """Under torchrun, every rank uses rank 0's run directory (broadcast through a TCP store-less file-free path)."""
     import torch
@@ -119,7 +134,7 @@ def _write_json_atomic(path, obj):
 
 #----------------------------------------------------------------------------
 
-def init_dataset_kwargs(data, cond, mirror, seed):
+def init_dataset_kwargs(data, cond, mirror, seed, subset=None):
     try:
         from datasets.errors import DatasetError
     except ImportError:
@@ -136,6 +151,10 @@ def init_dataset_kwargs(data, cond, mirror, seed):
     if dataset_kwargs.use_labels and not dataset_obj.has_labels:
         raise UserError(f'--cond=1 needs domain labels, but "{data}" has none; build it with labels or pass --cond=0.')
     dataset_kwargs.max_size = len(dataset_obj)
+    if subset is not None:                      # NVIDIA's --subset: a seeded random subset of N images
+        if subset > len(dataset_obj):
+            raise UserError(f'--subset={subset} exceeds the {len(dataset_obj)} images of "{data}"; pass at most {len(dataset_obj)}.')
+        dataset_kwargs.max_size = subset
     dataset_kwargs.xflip = bool(mirror)
     dataset_kwargs.random_seed = seed
     info = dnnlib.EasyDict(resolution=dataset_obj.resolution, channels=dataset_obj.num_channels, label_dim=dataset_obj.label_dim,
@@ -191,8 +210,16 @@ def build_config(opts, explicit=()):
     if use_cuda and not under_torchrun and num_gpus > torch.cuda.device_count():
         raise UserError(f'--gpus={num_gpus} but only {torch.cuda.device_count()} GPUs are visible; lower --gpus.')
 
+    # --cond: NVIDIA's default (false) for StyleGAN2-ADA; the flow models condition on the domain by design.
+    cond = opts.cond
+    if cond is None and kind == 'exact':            # a resumed run keeps its conditioning
+        cond = bool(stored.training_set_kwargs.get('use_labels'))
+    elif cond is None and opts.model == 'stylegan2-ada':
+        cond = False
+    if cond is False and opts.model != 'stylegan2-ada':
+        raise UserError(f'--model={opts.model} conditions its flow on the domain, so it needs --cond=1 (its default); drop --cond=0 or use --model=stylegan2-ada.')
     c = dnnlib.EasyDict()
-    c.training_set_kwargs, dataset_name, data_info = init_dataset_kwargs(opts.data, opts.cond, opts.mirror, opts.seed)
+    c.training_set_kwargs, dataset_name, data_info = init_dataset_kwargs(opts.data, cond, opts.mirror, opts.seed, opts.subset)
     res = c.training_set_kwargs.resolution
     spec = presets.resolve(opts.cfg, res, num_gpus)
     c.preset = opts.cfg
@@ -203,6 +230,12 @@ def build_config(opts, explicit=()):
     fp16 = not (opts.fp32 or not use_cuda)
     z_dim = spec.zdim
     c.G_kwargs, c.D_kwargs = presets.network_kwargs(spec, cbase=opts.cbase, cmax=opts.cmax, map_depth=opts.map_depth, fp16=fp16)
+    if opts.concat_dim is not None:             # i-StyleGAN's --concat_dim: label embedding size
+        c.G_kwargs.mapping_kwargs.embed_features = opts.concat_dim
+    if opts.nhwc:                               # NVIDIA's --nhwc
+        c.G_kwargs.synthesis_kwargs.fp16_channels_last = c.D_kwargs.block_kwargs.fp16_channels_last = True
+    if opts.freezed:                            # NVIDIA's --freezed (Freeze-D)
+        c.D_kwargs.block_kwargs.freeze_layers = opts.freezed
     glr = opts.glr if opts.glr is not None else spec.lrate
     dlr = opts.dlr if opts.dlr is not None else spec.lrate
     c.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=glr, betas=[0, 0.99], eps=1e-8)
@@ -241,6 +274,8 @@ def build_config(opts, explicit=()):
     c.metrics = parse_comma_separated_list(opts.metrics)
     c.use_cuda = use_cuda
     c.fast = opts.fast
+    c.cudnn_benchmark = not opts.nobench
+    c.allow_tf32 = bool(opts.allow_tf32)
     if c.batch_size % max(num_gpus, 1) != 0:
         raise UserError(f'--batch={c.batch_size} must be a multiple of the number of GPUs ({num_gpus}).')
     if c.batch_gpu < 1 or c.batch_size % (c.batch_gpu * num_gpus) != 0:
@@ -282,6 +317,8 @@ def build_config(opts, explicit=()):
         for note in notes:
             print(note)
     desc = f'{dataset_name:s}-{c.preset:s}-{resume_lib.model_of(c):s}-gpus{num_gpus:d}-batch{c.batch_size:d}-gamma{c.loss_kwargs.r1_gamma:g}'
+    for flag, value in (('subset', opts.subset), ('freezed', opts.freezed)):
+        desc += f'-{flag}{value}' if value else ''
     if opts.desc is not None:
         desc += f'-{opts.desc}'
     c.options = None
@@ -326,26 +363,29 @@ def load_resume_networks(resume):
 @click.option('--batch',            help='Total batch size [default: from --cfg]', metavar='INT',         type=click.IntRange(min=1))
 @click.option('--batch-gpu',        help='Samples per pass and GPU (gradient accumulation below batch/gpus)', metavar='INT', type=click.IntRange(min=1))
 @click.option('--gamma',            help='R1 regularization weight [default: from --cfg]', metavar='FLOAT', type=click.FloatRange(min=0))
-@click.option('--cond',             help='Condition on domain labels [default: if the data has labels]', metavar='BOOL', type=bool)
+@click.option('--cond',             help='Condition on domain labels [default: false; flow models: true]', metavar='BOOL', type=bool)
+@click.option('--subset',           help='Train with only N images (a seeded subset) [default: all]', metavar='INT', type=click.IntRange(min=1))
 @click.option('--mirror',           help='Enable dataset x-flips', metavar='BOOL',                        type=bool, default=False, show_default=True)
 @click.option('--aug',              help='Augmentation mode',                                             type=click.Choice(['noaug', 'ada', 'fixed']), default='ada', show_default=True)
 @click.option('--p',                help='Probability for --aug=fixed', metavar='FLOAT',                  type=click.FloatRange(min=0, max=1), default=0.2, show_default=True)
 @click.option('--target',           help='Target value for --aug=ada', metavar='FLOAT',                   type=click.FloatRange(min=0, max=1), default=0.6, show_default=True)
 @click.option('--ada-kimg',         help='ADA adjustment speed: kimg for p to go 0 -> 1 [default: 500; transfer: 100]', metavar='KIMG', type=click.FloatRange(min=0, min_open=True), default=500)
 @click.option('--augpipe',          help='Augmentation pipeline',                                         type=click.Choice(['blit', 'geom', 'color', 'filter', 'noise', 'cutout', 'bg', 'bgc', 'bgcf', 'bgcfn', 'bgcfnc']), default='bgc', show_default=True)
-@click.option('--resume',           help='Resume: our snapshot (exact), NVIDIA/i-StyleGAN pickle (transfer) or "latest"', metavar='[PATH|URL|latest]', type=str)
+@click.option('--resume',           help='Resume: our snapshot (exact), NVIDIA/i-StyleGAN pickle (transfer), "latest", NVIDIA\'s ffhq256, ... or noresume', metavar='[PATH|URL|NAME]', type=str)
+@click.option('--freezed',          help='Freeze-D: freeze the first N discriminator layers', metavar='INT', type=click.IntRange(min=0), default=0, show_default=True)
 # CG-GAN / i-StyleGAN.
-@click.option('--cond-mode',        help='Domain conditioning of the mapping',                            type=click.Choice(['flow', 'mlp', 'concat']), default='flow', show_default=True)
-@click.option('--i-dim',            help='Candidate domain-specific dims [default: 256, tiny: z_dim/2]', metavar='INT', type=click.IntRange(min=1))
-@click.option('--flow-blocks',      help='Dense sigmoid flow blocks', metavar='INT',                      type=click.IntRange(min=1), default=2, show_default=True)
-@click.option('--flow-dim',         help='Hidden width of each flow block', metavar='INT',                type=click.IntRange(min=1), default=10, show_default=True)
-@click.option('--flow-norm',        help='Normalise style and content dims separately', metavar='BOOL',   type=bool, default=True, show_default=True)
-@click.option('--lambda-sparse',    help='Weight of the mask loss mean|r| [default: 0.1 for flow models]', metavar='FLOAT', type=click.FloatRange(min=0))
-@click.option('--lambda-imgsparse', help='Weight of the Jacobian sparsity loss L_s [default: presets.LAMBDA_IMGSPARSE for cg-gan]', metavar='FLOAT', type=click.FloatRange(min=0))
-@click.option('--perturb-norm',     help='Finite-difference step of the Jacobian estimate', metavar='FLOAT', type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True)
+@click.option('--cond-mode', '--cond_mode',          help='Domain conditioning of the mapping',                            type=click.Choice(['flow', 'mlp', 'concat']), default='flow', show_default=True)
+@click.option('--i-dim', '--i_dim',                  help='Candidate domain-specific dims [default: 256, tiny: z_dim/2]', metavar='INT', type=click.IntRange(min=1))
+@click.option('--flow-blocks', '--flow_blocks',      help='Dense sigmoid flow blocks', metavar='INT',                      type=click.IntRange(min=1), default=2, show_default=True)
+@click.option('--flow-dim', '--flow_dim',            help='Hidden width of each flow block', metavar='INT',                type=click.IntRange(min=1), default=10, show_default=True)
+@click.option('--flow-norm', '--flow_norm',          help='Normalise style and content dims separately', metavar='BOOL',   type=bool, default=True, show_default=True)
+@click.option('--lambda-sparse', '--lambda_sparse',  help='Weight of the mask loss mean|r| [default: 0.1 for flow models]', metavar='FLOAT', type=click.FloatRange(min=0))
+@click.option('--lambda-imgsparse', '--lambda_imgsparse', help='Weight of the Jacobian sparsity loss L_s [default: presets.LAMBDA_IMGSPARSE for cg-gan]', metavar='FLOAT', type=click.FloatRange(min=0))
+@click.option('--perturb-norm', '--perturb_norm',    help='Finite-difference step of the Jacobian estimate', metavar='FLOAT', type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True)
 @click.option('--sparse-estimator', help='Jacobian estimator',                                            type=click.Choice(['fd', 'jvp']), default='fd', show_default=True)
 @click.option('--sparse-columns',   help='Jacobian columns per step', metavar='INT',                      type=click.IntRange(min=1), default=1, show_default=True)
 @click.option('--sparse-interval',  help='Apply the Jacobian loss every N steps (weight x N) [default: 1, tiny: 4]', metavar='INT', type=click.IntRange(min=1))
+@click.option('--concat-dim', '--concat_dim',        help='Label embedding size of the mapping [default: w_dim]', metavar='INT', type=click.IntRange(min=1))
 # Misc hyperparameters.
 @click.option('--cbase',            help='Capacity multiplier [default: from --cfg]', metavar='INT',      type=click.IntRange(min=1))
 @click.option('--cmax',             help='Max. feature maps [default: from --cfg]', metavar='INT',        type=click.IntRange(min=1))
@@ -362,6 +402,9 @@ def load_resume_networks(resume):
 @click.option('--snap',             help='How often to save snapshots', metavar='TICKS',                  type=click.IntRange(min=1), default=50, show_default=True)
 @click.option('--seed',             help='Random seed', metavar='INT',                                    type=click.IntRange(min=0), default=0, show_default=True)
 @click.option('--fp32',             help='Disable mixed-precision', metavar='BOOL',                       type=bool, default=False, show_default=True)
+@click.option('--nhwc',             help='Use NHWC memory format with FP16', metavar='BOOL',              type=bool, default=False, show_default=True)
+@click.option('--nobench',          help='Disable cuDNN benchmarking', metavar='BOOL',                    type=bool, default=False, show_default=True)
+@click.option('--allow-tf32',       help='Allow PyTorch to use TF32 internally', metavar='BOOL',          type=bool, default=False, show_default=True)
 @click.option('--fast',             help='GPU fast path: auto (CUDA only), off, fused (Triton ops, no compiling) or a torch.compile mode',  type=click.Choice(['auto', 'off', 'fused', 'default', 'reduce-overhead', 'max-autotune-no-cudagraphs', 'max-autotune']), default='off', show_default=True)
 @click.option('--workers',          help='DataLoader worker processes [default: 3 on GPU, 0 on CPU]', metavar='INT', type=click.IntRange(min=0))
 @click.option('-n', '--dry-run',    help='Print training options and exit',                               is_flag=True)
@@ -390,6 +433,9 @@ def main(**kwargs):
             bad = [m for m in opts.metrics if not metric_main.is_valid_metric(m)]
             if bad:
                 raise UserError(f'Unknown metric {", ".join(bad)}; valid ones: {", ".join(metric_main.list_valid_metrics())}, or none.')
+        if opts.resume is not None:
+            from training import pretrained
+            opts.resume = pretrained.resolve(opts.resume)   # NVIDIA's names (ffhq256, ...) -> URL; noresume -> None
         c, desc = build_config(opts, explicit)
         launch_training(c, desc=desc, outdir=opts.outdir, dry_run=dry_run)
     except UserError as e:

@@ -2,7 +2,9 @@
 
 This is i-StyleGAN's rule (AFHQ cat/dog/wild -> 0/1/2). Images are found recursively inside each domain
 folder (nested folders belong to their domain); hidden files and folders and non-image files are
-skipped. A folder holding images and no sub-folders gives an unlabelled set, as NVIDIA's tool does.
+skipped. A folder holding images and no sub-folders gives an unlabelled set, as NVIDIA's tool does, and
+so does a folder whose sub-folders all have numeric names (NVIDIA-style shards 00000/, 01000/, ... as in
+FFHQ). `labels` overrides the guess: 'folders' (sub-folders are domains), 'none' (unlabelled).
 """
 import os
 
@@ -48,38 +50,51 @@ def scan_headers(root: str, relpaths: list):
 
 #----------------------------------------------------------------------------
 
-def open_folder_tree(source: str, max_images=None, seed: int = 0) -> Source:
-    """A Source for a folder of domain sub-folders (or of images only: unlabelled)."""
+LABEL_RULES = ('auto', 'folders', 'none')
+
+
+def are_shards(subdirs: list) -> bool:
+    """Whether sub-folder names look like NVIDIA's numeric shards (00000, 01000, ...), not domains."""
+    return bool(subdirs) and all(d.isdigit() for d in subdirs)
+
+
+def open_folder_tree(source: str, max_images=None, seed: int = 0, labels: str = 'auto') -> Source:
+    """A Source for a folder of domain sub-folders (or of images or numeric shards only: unlabelled)."""
+    if labels not in LABEL_RULES:
+        raise DatasetError(f'--labels={labels} is unknown; use {", ".join(LABEL_RULES)}.')
     if not os.path.isdir(source):
         raise DatasetError(f'--source "{source}" is not a folder.')
     entries = sorted(os.listdir(source))
     subdirs = [e for e in entries if not e.startswith('.') and os.path.isdir(os.path.join(source, e))]
     top_images = [e for e in entries if os.path.isfile(os.path.join(source, e)) and is_image_name(e)]
-    if subdirs and top_images:
+    if labels == 'folders' and not subdirs:
+        raise DatasetError(f'--labels=folders needs domain sub-folders, but "{source}" has none; drop --labels or add sub-folders.')
+    by_folder = bool(subdirs) and (labels == 'folders' or (labels == 'auto' and not are_shards(subdirs)))
+    if by_folder and top_images:
         raise DatasetError(f'--source "{source}" holds images ("{top_images[0]}", ...) next to domain sub-folders; '
-                           'move every image into the sub-folder of its domain.')
-    if subdirs:
-        files, labels = [], []
+                           'move every image into the sub-folder of its domain, or pass --labels=none.')
+    if by_folder:
+        files, item_labels = [], []
         for label, d in enumerate(subdirs):
             imgs = list_images(os.path.join(source, d))
             if not imgs:
                 raise DatasetError(f'Domain folder "{os.path.join(source, d)}" contains no images; '
                                    'add images to it or remove it.')
             files += [os.path.join(d, f) for f in imgs]
-            labels += [label] * len(imgs)
+            item_labels += [label] * len(imgs)
         domains = subdirs
     else:
         files = list_images(source)
         if not files:
             raise DatasetError(f'--source "{source}" contains no image files ({", ".join(sorted(IMAGE_EXTENSIONS))}).')
-        labels, domains = [None] * len(files), None
+        item_labels, domains = [None] * len(files), None
     keep = subsample(len(files), max_images, seed)
     files = [files[i] for i in keep]
-    labels = [labels[i] for i in keep]
+    item_labels = [item_labels[i] for i in keep]
     channels, sizes = scan_headers(source, files)
 
     def items():
-        for rel, label in zip(files, labels):
+        for rel, label in zip(files, item_labels):
             path = os.path.join(source, rel)
             yield Item(name=rel, load=lambda path=path, rel=rel: open_image(path, rel), label=label)
     return Source(items=items, num_items=len(files), channels=channels, domains=domains, sizes=sizes)

@@ -4,9 +4,11 @@ Metrics: fid{1,10,50}k_full, kid{1,10,50}k_full (fakes with labels drawn from th
 vs all reals), fid{1,10,50}k_domain (per domain k: fakes of domain k vs reals of domain k, N fakes per
 domain, plus their mean), swap1k (metrics/swap.py: 1000 eps rendered in every domain, judged by a probe
 trained on the reals; no Inception needed), gt1k (metrics/ground_truth.py: the same rows judged by the
-factor oracle of a data set with known factors; no Inception needed). Features: NVIDIA's Inception-v3 through clean-fid in mode `clean` (default)
-or `legacy_tensorflow`, or any FeatureExtractor; numbers from another extractor are named fd*/kd*
-with '@<extractor name>' appended, never fid/kid.
+factor oracle of a data set with known factors; no Inception needed), and NVIDIA's pr50k3_full (VGG16 precision/recall), is50k
+(Inception Score), ppl2_wend, ppl_{z,w}{full,end} (perceptual path length, VGG16 LPIPS). FID/KID features:
+NVIDIA's Inception-v3 through clean-fid in mode `clean` (default) or `legacy_tensorflow` (the mode of
+published numbers), or any FeatureExtractor; numbers from another extractor are named fd*/kd* with
+'@<extractor name>' appended, never fid/kid. pr/is/ppl always follow NVIDIA's protocol (mode 'nvidia').
 """
 import copy
 import json
@@ -16,19 +18,22 @@ import time
 
 import numpy as np
 import torch
+import tqdm
 
 import dnnlib
 from . import cache
 from . import features as feature_utils
 from . import frechet
-from .inception import INCEPTION_NAME, InceptionFeatureExtractor, MetricUnavailableError, find_inception  # noqa: F401
+from . import weights
+from .inception import INCEPTION_NAME, InceptionFeatureExtractor, InceptionProbabilities, find_inception  # noqa: F401
+from .weights import MetricUnavailableError  # noqa: F401
 
 #----------------------------------------------------------------------------
 
 _metric_specs = dict()  # name -> EasyDict(kind, num_gen, split)
 
-def _register(name, kind, num_gen, split):
-    _metric_specs[name] = dnnlib.EasyDict(kind=kind, num_gen=num_gen, split=split)
+def _register(name, kind, num_gen, split, **extra):
+    _metric_specs[name] = dnnlib.EasyDict(kind=kind, num_gen=num_gen, split=split, **extra)
 
 for _k in (1, 10, 50):
     _register(f'fid{_k}k_full', 'fid', _k * 1000, 'full')
@@ -36,6 +41,11 @@ for _k in (1, 10, 50):
     _register(f'fid{_k}k_domain', 'fid', _k * 1000, 'domain')
 _register('swap1k', 'swap', 1000, 'domain')  # CG-GAN swap metrics (metrics/swap.py): domain accuracy, content kappa
 _register('gt1k', 'gt', 1000, 'domain')      # ground-truth factor metrics (metrics/ground_truth.py), judged by the factor oracle
+_register('pr50k3_full', 'pr', 50000, 'full', max_real=200000, nhood_size=3)            # NVIDIA's names and settings
+_register('is50k', 'is', 50000, 'full', num_splits=10)
+for _name, _space, _sampling, _crop in (('ppl2_wend', 'w', 'end', False), ('ppl_zfull', 'z', 'full', True), ('ppl_wfull', 'w', 'full', True),
+                                         ('ppl_zend', 'z', 'end', True), ('ppl_wend', 'w', 'end', True)):
+    _register(_name, 'ppl', 50000, 'full', space=_space, sampling=_sampling, crop=_crop, epsilon=1e-4)
 
 
 def is_valid_metric(metric: str) -> bool:
@@ -46,8 +56,14 @@ def list_valid_metrics() -> list:
     return list(_metric_specs.keys())
 
 
-def needs_inception(metric: str) -> bool:
-    return _metric_specs[metric].kind in ('fid', 'kid')
+def required_weights(metric: str, feature_extractor=None) -> list:
+    """The weight files (metrics.weights.WeightsFile) a metric needs; FID/KID need none with another extractor."""
+    kind = _metric_specs[metric].kind
+    if kind in ('pr', 'ppl'):
+        return [weights.VGG16]
+    if kind == 'is' or (kind in ('fid', 'kid') and feature_extractor in (None, 'inception')):
+        return [weights.INCEPTION]
+    return []
 
 
 def metric_label(key: str, extractor_name: str) -> str:
@@ -60,15 +76,18 @@ def metric_label(key: str, extractor_name: str) -> str:
 
 _extractor_memo = dict()
 
+def _memo(key, build):
+    if key not in _extractor_memo:
+        _extractor_memo[key] = build()
+    return _extractor_memo[key]
+
+
 def build_feature_extractor(feature_extractor=None, mode='clean', device='cpu', inception=None, allow_download=False):
     """None -> Inception (verified weights, memoised per path/mode/device); 'random-conv'; a dotted name
     of a FeatureExtractor class or factory (called with device=); or an extractor object, returned as is."""
     if feature_extractor is None or feature_extractor == 'inception':
         path = find_inception(inception, allow_download=allow_download)
-        key = (path, mode, str(device))
-        if key not in _extractor_memo:
-            _extractor_memo[key] = InceptionFeatureExtractor(mode=mode, device=device, path=path)
-        return _extractor_memo[key]
+        return _memo((path, mode, str(device)), lambda: InceptionFeatureExtractor(mode=mode, device=device, path=path))
     if feature_extractor == 'random-conv':
         return feature_utils.RandomConvFeatureExtractor(device=device)
     if isinstance(feature_extractor, str):
@@ -96,20 +115,20 @@ def _broadcast_flag(flag: bool, num_gpus: int, device) -> bool:
 
 
 def reference_features(dataset, dataset_kwargs, extractor, num_gpus=1, rank=0, device='cpu', use_cache=True, cache_dir=None,
-                       batch_size=64, num_workers=2, progress=True):
+                       batch_size=64, num_workers=2, progress=True, max_items=None):
     """(features, labels, reference dict) of all reals, from the cache when possible."""
     path = dataset_kwargs.get('path')
     fingerprint = cache.dataset_fingerprint(path) if path is not None and os.path.exists(path) else None
     reference = dict(path=os.path.abspath(path) if path else None, hash=fingerprint)
     key = dict(dataset=reference['path'], fingerprint=fingerprint, resolution=int(dataset.resolution),
-               resize_mode=extractor.resize_mode, features=extractor.name, max_items=None, use_labels=bool(dataset_kwargs.get('use_labels', False)))
+               resize_mode=extractor.resize_mode, features=extractor.name, max_items=max_items, use_labels=bool(dataset_kwargs.get('use_labels', False)))
     file = cache.cache_path(key, cache_dir) if (use_cache and fingerprint is not None) else None
     hit = _broadcast_flag(file is not None and os.path.isfile(file), num_gpus, device)
     loaded = cache.load(file) if hit else None
     if loaded is not None:
         return loaded[0], loaded[1], reference
     feats, labels = feature_utils.dataset_features(dataset, extractor, batch_size=batch_size, num_workers=num_workers,
-                                                   rank=rank, num_gpus=num_gpus, progress=progress)
+                                                   rank=rank, num_gpus=num_gpus, progress=progress, max_items=max_items)
     if file is not None and rank == 0:
         cache.save(file, feats, labels, key)
     return feats, labels, reference
@@ -118,11 +137,12 @@ def reference_features(dataset, dataset_kwargs, extractor, num_gpus=1, rank=0, d
 
 def calc_metric(metric, G, dataset_kwargs, num_gpus=1, rank=0, device=None, feature_extractor=None, progress=None,
                 mode='clean', inception=None, allow_download=False, batch_size=64, seed=0, cache=True, cache_dir=None,
-                num_workers=2, G_kwargs=None, fake_memo=None):
+                num_workers=2, G_kwargs=None, fake_memo=None, vgg16=None):
     """Compute one metric of generator G against the dataset built from `dataset_kwargs`.
 
     Returns EasyDict(results, metric, total_time, total_time_str, num_gpus, mode, reference, num_images,
-    num_reals, feature_extractor). Raises MetricUnavailableError when Inception weights are missing/wrong.
+    num_reals, feature_extractor). Raises MetricUnavailableError when the weights it needs are missing/wrong
+    (`inception`, `vgg16`: paths of the files, see metrics/weights.py).
     `fake_memo` (a dict, optional) lets several metrics of the same G reuse its fake features."""
     if not is_valid_metric(metric):
         raise ValueError(f'unknown metric {metric!r}; choose from {", ".join(list_valid_metrics())}')
@@ -137,17 +157,13 @@ def calc_metric(metric, G, dataset_kwargs, num_gpus=1, rank=0, device=None, feat
     if spec.kind == 'gt':
         from . import ground_truth
         return ground_truth.calc_metric(metric, spec.num_gen, G, dataset_kwargs, device, seed, num_gpus, cache_dir, progress)
+    if spec.kind in ('pr', 'is', 'ppl'):
+        return _calc_nvidia_metric(metric, spec, G, dataset_kwargs, num_gpus=num_gpus, rank=rank, device=device, start=start, progress=progress,
+                                   batch_size=batch_size, seed=seed, cache=cache, cache_dir=cache_dir, num_workers=num_workers,
+                                   G_kwargs=G_kwargs, weight_paths=dict(inception=inception, vgg16=vgg16), allow_download=allow_download)
     extractor = build_feature_extractor(feature_extractor, mode=mode, device=device, inception=inception, allow_download=allow_download)
 
-    # Reals: NVIDIA's protocol uses every image, no x-flips; labels are needed for conditional G and per-domain splits.
-    dataset_kwargs = dnnlib.EasyDict(dataset_kwargs)
-    dataset_kwargs.update(max_size=None, xflip=False)
-    if spec.split == 'domain' or G.c_dim > 0:
-        dataset_kwargs.use_labels = True
-    dataset = dnnlib.util.construct_class_by_name(**dataset_kwargs)
-    if int(dataset.resolution) != int(G.img_resolution):
-        raise ValueError(f'the generator makes {G.img_resolution}x{G.img_resolution} images but the dataset holds '
-                         f'{dataset.resolution}x{dataset.resolution}: pass --data of the resolution the network was trained on')
+    dataset_kwargs, dataset = _reals(dataset_kwargs, G, spec)
     if spec.split == 'domain' and (G.c_dim == 0 or dataset.label_dim != G.c_dim):
         raise ValueError(f'{metric} needs a conditional generator and a dataset with the same number of domains '
                          f'(generator c_dim={G.c_dim}, dataset label_dim={dataset.label_dim})')
@@ -203,6 +219,74 @@ def calc_metric(metric, G, dataset_kwargs, num_gpus=1, rank=0, device=None, feat
 
 #----------------------------------------------------------------------------
 
+def _reals(dataset_kwargs, G, spec):
+    """Reals as NVIDIA's *_full metrics read them: every image, no x-flips; labels for conditional G and per-domain splits."""
+    dataset_kwargs = dnnlib.EasyDict(dataset_kwargs)
+    dataset_kwargs.update(max_size=None, xflip=False)
+    if spec.split == 'domain' or G.c_dim > 0:
+        dataset_kwargs.use_labels = True
+    dataset = dnnlib.util.construct_class_by_name(**dataset_kwargs)
+    if int(dataset.resolution) != int(G.img_resolution):
+        raise ValueError(f'the generator makes {G.img_resolution}x{G.img_resolution} images but the dataset holds '
+                         f'{dataset.resolution}x{dataset.resolution}: pass --data of the resolution the network was trained on')
+    return dataset_kwargs, dataset
+
+
+def _calc_nvidia_metric(metric, spec, G, dataset_kwargs, num_gpus, rank, device, start, progress, batch_size, seed, cache, cache_dir,
+                        num_workers, G_kwargs, weight_paths, allow_download):
+    """pr50k3_full, is50k, ppl*: NVIDIA's definitions with NVIDIA's VGG16 / Inception files (mode 'nvidia')."""
+    from . import inception_score, perceptual_path_length, precision_recall
+    from .vgg16 import VGG16Features
+    dataset_kwargs, dataset = _reals(dataset_kwargs, G, spec)
+    (needed,) = required_weights(metric)
+    path = weights.find(needed, weight_paths[needed.key], allow_download=allow_download)
+    if spec.kind == 'is':
+        extractor = _memo(('is', path, str(device)), lambda: InceptionProbabilities(device=device, path=path, spec=needed))
+    else:
+        extractor = _memo(('vgg16', path, str(device)), lambda: VGG16Features(needed, device=device, path=path))
+    G = copy.deepcopy(G).eval().requires_grad_(False).to(device)
+    labels = feature_utils.DatasetLabelSampler(dataset, seed=seed) if G.c_dim > 0 else None
+    fake_kwargs = dict(label_sampler=labels, batch_size=batch_size, seed=seed, device=device, rank=rank, num_gpus=num_gpus,
+                       G_kwargs=G_kwargs, progress=progress, desc=f'{metric} fakes')
+    reference, num_reals = dict(path=os.path.abspath(dataset_kwargs.path) if dataset_kwargs.get('path') else None, hash=None), 0
+    if spec.kind == 'is':
+        probs = feature_utils.generator_features(G, extractor, spec.num_gen, **fake_kwargs)
+        mean, std = inception_score.inception_score(probs, spec.num_splits)
+        results = {f'{metric}_mean': mean, f'{metric}_std': std}
+    elif spec.kind == 'pr':
+        real_feats, _labels, reference = reference_features(dataset, dataset_kwargs, extractor, num_gpus=num_gpus, rank=rank, device=device,
+            use_cache=cache, cache_dir=cache_dir, batch_size=batch_size, num_workers=num_workers, progress=progress, max_items=spec.max_real)
+        gen_feats = feature_utils.generator_features(G, extractor, spec.num_gen, **fake_kwargs)
+        precision, recall = precision_recall.precision_recall(real_feats, gen_feats, spec.nhood_size, device=device)
+        results, num_reals = {f'{metric}_precision': precision, f'{metric}_recall': recall}, len(real_feats)
+    else:
+        results = {metric: perceptual_path_length.perceptual_path_length(_path_distances(G, extractor, spec, labels, batch_size, seed, device, rank, num_gpus, progress, metric))}
+    total_time = time.time() - start
+    return dnnlib.EasyDict(results=dnnlib.EasyDict(results), metric=metric, total_time=total_time, total_time_str=dnnlib.util.format_time(total_time),
+                           num_gpus=num_gpus, mode='nvidia', reference=reference, num_images=spec.num_gen, num_reals=num_reals,
+                           feature_extractor=extractor.name)
+
+
+def _path_distances(G, vgg16, spec, labels, batch_size, seed, device, rank, num_gpus, progress, desc):
+    """This rank's share of the PPL samples (seeded per rank), gathered from all ranks."""
+    from .perceptual_path_length import path_distances
+    per_rank = (spec.num_gen - rank + num_gpus - 1) // num_gpus
+    gen = torch.Generator(device).manual_seed(seed * 1000003 + rank)
+    if labels is not None:
+        labels.rnd = np.random.RandomState(seed * 1000003 + rank)
+    out, done = [], 0
+    with tqdm.tqdm(total=per_rank, desc=desc, disable=(not progress or rank != 0), unit='img') as bar:
+        while done < per_rank:
+            n = min(batch_size, per_rank - done)
+            c = torch.from_numpy(labels(n)).to(device) if labels is not None else torch.zeros([n, G.c_dim], device=device)
+            with torch.no_grad():
+                out.append(path_distances(G, vgg16, c, spec.epsilon, spec.space, spec.sampling, spec.crop, generator=gen))
+            done += n
+            bar.update(n)
+    return feature_utils.gather_rows(np.concatenate(out), num_gpus)[:spec.num_gen]
+
+#----------------------------------------------------------------------------
+
 _swap_probe_memo = dict()  # dataset fingerprint -> probe: scoring many snapshots trains the probe once
 
 def _calc_swap_metric(metric, spec, G, dataset_kwargs, device, start, num_gpus):
@@ -226,6 +310,28 @@ def _calc_swap_metric(metric, spec, G, dataset_kwargs, device, start, num_gpus):
                            num_images=spec.num_gen * G.c_dim, num_reals=len(dataset), feature_extractor='swap-probe')
 
 #----------------------------------------------------------------------------
+
+def fetch_weights(metrics, inception=None, vgg16=None):
+    """Download the weight files `metrics` need when missing (online only); errors are left for calc_metric to raise."""
+    paths = dict(inception=inception, vgg16=vgg16)
+    for spec in {spec for metric in metrics for spec in required_weights(metric)}:
+        try:
+            weights.find(spec, paths[spec.key], allow_download=True)
+        except MetricUnavailableError:
+            pass
+
+
+MODE_NOTES = dict(clean="clean-fid's resize; not comparable with published FIDs, which use legacy_tensorflow",
+                  legacy_tensorflow="NVIDIA's / TensorFlow's resize, comparable with published FIDs",
+                  nvidia="NVIDIA's protocol, comparable with published numbers")
+
+def format_result(result_dict) -> str:
+    """One human line per result naming the mode, e.g. 'fid50k_full 12.3 (mode clean: ...)'."""
+    values = ', '.join(f'{k} {v:.4g}' for k, v in result_dict['results'].items())
+    mode = result_dict.get('mode')
+    note = f' (mode {mode}: {MODE_NOTES[mode]})' if mode in MODE_NOTES else (f' (mode {mode})' if mode else '')
+    return f'{values}{note} [{result_dict["total_time_str"]}]'
+
 
 def report_metric(result_dict, run_dir=None, snapshot_pkl=None, verbose=True):
     """Append the result as one JSON line to <run_dir>/metric-<metric>.jsonl (NVIDIA's record shape plus ours)."""

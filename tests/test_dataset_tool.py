@@ -1,7 +1,10 @@
 """dataset_tool.py: every source kind on fixtures written here, round trips, and every user error."""
 import gzip
+import io
 import json
 import os
+import pickle
+import tarfile
 import zipfile
 
 import numpy as np
@@ -126,6 +129,25 @@ def test_center_crop_and_unlabelled_folder(tmp_path):
     assert not ds.has_labels and ds.num_domains == 0 and ds.domain_names is None
     expect = PIL.Image.fromarray(np.ascontiguousarray(img[4:28])).resize((16, 16), PIL.Image.LANCZOS)
     assert np.array_equal(ds[0][0], np.asarray(expect).transpose(2, 0, 1))
+
+def test_numeric_shards_are_unconditional_and_labels_overrides(tmp_path):
+    for shard in ('00000', '01000'):                                            # FFHQ's layout, as NVIDIA's tool reads it
+        for i in range(2):
+            save(f'{tmp_path}/ffhq/{shard}/{shard[:2]}{i:03d}.png', rand_img(i))
+    ok('--source', tmp_path / 'ffhq', '--dest', tmp_path / 'auto.zip')
+    assert meta(tmp_path / 'auto.zip')['labels'] is None and not read(tmp_path / 'auto.zip').has_labels
+    ok('--source', tmp_path / 'ffhq', '--dest', tmp_path / 'byfolder.zip', '--labels', 'folders')
+    assert [l for _, l in meta(tmp_path / 'byfolder.zip')['labels']] == [0, 0, 1, 1]
+    assert meta(tmp_path / 'byfolder.zip')['domains'] == ['00000', '01000']
+    for d in ('cat', '2'):                                                      # one non-numeric name: domains
+        save(f'{tmp_path}/mixed/{d}/0.png', rand_img(0))
+    ok('--source', tmp_path / 'mixed', '--dest', tmp_path / 'mixed.zip')
+    assert meta(tmp_path / 'mixed.zip')['domains'] == ['2', 'cat']
+    ok('--source', tmp_path / 'mixed.zip', '--dest', tmp_path / 'none.zip', '--labels', 'none')   # any source
+    assert meta(tmp_path / 'none.zip')['labels'] is None and 'domains' not in meta(tmp_path / 'none.zip')
+    fails('--labels=folders applies to folders', '--source', tmp_path / 'mixed.zip', '--dest', tmp_path / 'x.zip', '--labels', 'folders')
+    save(f'{tmp_path}/flat/0.png', rand_img(0))
+    fails('needs domain sub-folders', '--source', tmp_path / 'flat', '--dest', tmp_path / 'y.zip', '--labels', 'folders')
 
 def test_max_images_caps_the_total_not_each_domain(tmp_path):
     for d in 'ab':
@@ -277,6 +299,34 @@ def make_mnist(root, n_train=20, n_test=10):
     write_idx(f'{root}/t10k-images-idx3-ubyte', imgs[n_train:])                 # mixed: gz and not
     write_idx(f'{root}/t10k-labels.idx1-ubyte', labels[n_train:])               # the other spelling
     return imgs, labels
+
+def test_nvidia_spellings_mnist_images_file_and_cifar10_archive(tmp_path):
+    imgs, labels = make_mnist(tmp_path / 'mnist')
+    ok('--source', tmp_path / 'mnist' / 'train-images-idx3-ubyte.gz', '--dest', tmp_path / 'train.zip')   # NVIDIA's form
+    ds = read(tmp_path / 'train.zip')
+    assert len(ds) == 20 and [int(np.argmax(ds.get_label(i))) for i in range(20)] == labels[:20].tolist()
+    assert np.array_equal(ds[3][0][0, 2:30, 2:30], imgs[3])                     # zero-padded to 32x32
+    rnd = np.random.RandomState(0)
+    data = rnd.randint(0, 256, size=(5, 4, 3072)).astype(np.uint8)
+    with tarfile.open(tmp_path / 'cifar-10-python.tar.gz', 'w:gz') as tar:
+        for b in range(5):
+            blob = pickle.dumps({'batch_label': f'batch {b}', 'labels': [(b + i) % 10 for i in range(4)], 'data': data[b],
+                                 'filenames': [f'{i}.png' for i in range(4)]}, protocol=2)
+            info = tarfile.TarInfo(f'cifar-10-batches-py/data_batch_{b + 1}')
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    ok('--source', tmp_path / 'cifar-10-python.tar.gz', '--dest', tmp_path / 'cifar.zip')
+    ds = read(tmp_path / 'cifar.zip')
+    assert len(ds) == 20 and ds.domain_names[:3] == ['airplane', 'automobile', 'bird'] and ds.label_dim == 10
+    assert np.array_equal(ds[5][0], data[1, 1].reshape(3, 32, 32))               # CHW, in file order
+    assert [int(np.argmax(ds.get_label(i))) for i in range(8)] == [0, 1, 2, 3, 1, 2, 3, 4]
+    with tarfile.open(tmp_path / 'evil.tar.gz', 'w:gz') as tar:               # a batch that would run code
+        blob = b'cos\nsystem\n(S"echo pwned"\ntR.'
+        info = tarfile.TarInfo('cifar-10-batches-py/data_batch_1')
+        info.size = len(blob)
+        tar.addfile(info, io.BytesIO(blob))
+    fails('is not a plain CIFAR-10 batch (refusing to load os.system', '--source', tmp_path / 'evil.tar.gz', '--dest', tmp_path / 'e.zip',
+          dest=tmp_path / 'e.zip')
 
 def test_mnist_coloured(tmp_path):
     imgs, labels = make_mnist(tmp_path / 'mnist')

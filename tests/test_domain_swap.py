@@ -88,4 +88,21 @@ def test_save_grid_png_with_headers(G, tmp_path):
     with pytest.raises(ValueError, match='column headers'):
         save_grid_png(grid, str(tmp_path / 'bad.png'), col_headers=['a'])
 
+@pytest.mark.parametrize('res', [4, 16, 64])
+def test_column_headers_never_overlap(res):
+    from training.domain_swap import grid_image
+    headers = ['red-on-dark', 'green-on-grey', 'blue-on-light']
+    tiles = torch.full([2, 3, 3, res, res], 128, dtype=torch.uint8)
+    img = np.asarray(grid_image(tiles, col_headers=headers)).min(axis=2)
+    ink = np.nonzero((img[:12] < 128).any(axis=0))[0]                          # x of the header text pixels
+    lo, hi = ink.min(), ink.max()
+    cell = (img.shape[1] - 2) // 3                                              # equal columns, 2 px margin
+    owners = [(x - 2) // cell for x in ink]
+    assert sorted(set(owners)) == [0, 1, 2] and np.all(np.diff(owners) >= 0) and lo >= 2 and hi < img.shape[1] - 2
+    for j in range(3):                                                          # each column holds its own header whole
+        mine = ink[np.array(owners) == j]
+        assert mine.max() - mine.min() + 1 <= cell - 2
+    gray = np.nonzero((img[14:] == 128).any(axis=0))[0]
+    assert len(gray) == 3 * res                                                 # tiles intact, one per column
+
 #----------------------------------------------------------------------------

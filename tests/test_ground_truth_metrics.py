@@ -164,7 +164,7 @@ def test_gt1k_through_calc_metrics(shapes_zip, oracle, cache_root, tmp_path, mon
     plain = write_shapes(tmp_path / 'plain.zip', n=20, factors=False)
     res = CliRunner().invoke(calc_metrics.main, args + [f'--data={plain}'], catch_exceptions=False)
     assert res.exit_code == 1 and 'stores no ground-truth factors' in res.output and 'Traceback' not in res.output
-    assert metric_main.is_valid_metric('gt1k') and not metric_main.needs_inception('gt1k')
+    assert metric_main.is_valid_metric('gt1k') and metric_main.required_weights('gt1k') == []
 
 #----------------------------------------------------------------------------
 

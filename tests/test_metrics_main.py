@@ -181,7 +181,7 @@ def test_training_loop_hook_records_or_warns(tmp_path, cache_dir, monkeypatch):
     log = []
     monkeypatch.setenv('CGGAN_OFFLINE', '1')
     hook(['fid1k_full'], TinyGenerator(), data, 1, 0, torch.device('cpu'), str(run_dir), str(run_dir / 'network-snapshot-000000.pt'), log.append)
-    assert len(log) == 1 and log[0].startswith('Warning: metric fid1k_full skipped: Inception weights not found')
+    assert len(log) == 1 and log[0].startswith('Warning: metric fid1k_full skipped for the rest of this run: Inception weights not found')
     assert os.listdir(run_dir) == []
     monkeypatch.setattr(metric_main, 'calc_metric', functools.partial(metric_main.calc_metric, feature_extractor='random-conv', progress=False))
     hook(['fid1k_full'], TinyGenerator(), data, 1, 0, torch.device('cpu'), str(run_dir), str(run_dir / 'network-snapshot-000004.pt'), log.append)

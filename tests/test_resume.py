@@ -72,6 +72,27 @@ def test_resume_latest_picks_newest_complete_snapshot(tmp_path):
     with pytest.raises(train.UserError, match='found no network-snapshot'):
         train.resume_file('latest', str(tmp_path / '00000-run' / 'nothing'))
 
+def test_resume_latest_takes_highest_kimg_and_continues_in_the_run_folder(tmp_path, capsys):
+    import train
+    from torch_utils.snapshot import save_snapshot
+    run = tmp_path / '00001-run'
+    run.mkdir()
+    (tmp_path / '00000-other').mkdir()
+    (tmp_path / '00002-crashed-early').mkdir()                                  # newest folder, no snapshot yet
+    save_snapshot(str(tmp_path / '00000-other' / 'network-snapshot-000100.pt'), dict(cur_nimg=100000))
+    high, low = run / 'network-snapshot-000012.pt', run / 'network-snapshot-000008.pt'
+    save_snapshot(str(high), dict(cur_nimg=12000))
+    save_snapshot(str(low), dict(cur_nimg=8000))                                # written last: the newest file
+    assert find_latest_snapshot(str(tmp_path)) == str(high)
+    assert find_latest_snapshot(str(run)) == str(high)
+    c = dnnlib.EasyDict(num_gpus=1, use_cuda=False, batch_size=4, batch_gpu=4, total_kimg=20,
+                        training_set_kwargs=dnnlib.EasyDict(path='x.zip'), resume_snapshot=str(high))
+    train.launch_training(c, desc='run', outdir=str(tmp_path), dry_run=True)
+    assert c.run_dir == str(run) and '(continuing the run)' in capsys.readouterr().out
+    c.resume_snapshot = str(low)                                                # an older snapshot: a new, linked folder
+    train.launch_training(c, desc='run', outdir=str(tmp_path), dry_run=True)
+    assert c.run_dir == str(tmp_path / '00003-run') and f'(resumed from {low})' in capsys.readouterr().out
+
 #----------------------------------------------------------------------------
 
 WRITER = textwrap.dedent('''

@@ -99,7 +99,10 @@ def list_active(G):
 #----------------------------------------------------------------------------
 
 def grid_image(images, col_headers=None, row_headers=None, pad=2):
-    """uint8 [rows, cols, C, H, W] (or [N, C, H, W]: one row) -> PIL image, headers drawn as text."""
+    """uint8 [rows, cols, C, H, W] (or [N, C, H, W]: one row) -> PIL image, headers drawn as text.
+
+    A column is as wide as its widest item (tile or header), so headers never overlap at any resolution;
+    tiles are centred in their column."""
     images = torch.as_tensor(images)
     if images.ndim == 4:
         images = images.unsqueeze(0)
@@ -112,19 +115,20 @@ def grid_image(images, col_headers=None, row_headers=None, pad=2):
     measure = PIL.ImageDraw.Draw(PIL.Image.new('RGB', (1, 1)))
     text_h = lambda s: measure.textbbox((0, 0), s, font=font)[3] if s else 0
     text_w = lambda s: measure.textbbox((0, 0), s, font=font)[2] if s else 0
-    top = max([text_h(str(s)) for s in col_headers] + [0]) + 2 * pad if col_headers else 0
+    col_headers = [str(s) for s in col_headers] if col_headers is not None else None
+    top = max([text_h(s) for s in col_headers] + [0]) + 2 * pad if col_headers else 0
     left = max([text_w(str(s)) for s in row_headers] + [0]) + 2 * pad if row_headers else 0
-    canvas = PIL.Image.new('RGB', (left + cols * (W + pad) + pad, top + rows * (H + pad) + pad), 'white')
+    cell = max([W] + [text_w(s) for s in col_headers or []])
+    canvas = PIL.Image.new('RGB', (left + cols * (cell + pad) + pad, top + rows * (H + pad) + pad), 'white')
     draw = PIL.ImageDraw.Draw(canvas)
+    x0 = lambda j: left + pad + j * (cell + pad)
     for i in range(rows):
         for j in range(cols):
             arr = images[i, j].permute(1, 2, 0).numpy()
             tile = PIL.Image.fromarray(arr[:, :, 0] if C == 1 else arr, 'L' if C == 1 else 'RGB')
-            canvas.paste(tile.convert('RGB'), (left + pad + j * (W + pad), top + pad + i * (H + pad)))
+            canvas.paste(tile.convert('RGB'), (x0(j) + (cell - W) // 2, top + pad + i * (H + pad)))
     for j, s in enumerate(col_headers or []):
-        s = str(s)
-        x = left + pad + j * (W + pad) + max(0, (W - text_w(s)) // 2)
-        draw.text((x, pad), s, fill='black', font=font)
+        draw.text((x0(j) + (cell - text_w(s)) // 2, pad), s, fill='black', font=font)
     for i, s in enumerate(row_headers or []):
         draw.text((pad, top + pad + i * (H + pad) + max(0, (H - text_h(str(s))) // 2)), str(s), fill='black', font=font)
     return canvas

@@ -64,15 +64,22 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
 
 #----------------------------------------------------------------------------
 
-def find_snapshots(folder):
-    """Complete snapshots under `folder` (recursively), oldest first by (mtime, kimg)."""
-    paths = [p for p in glob.glob(os.path.join(folder, '**', 'network-snapshot-*.pt'), recursive=True) if SNAPSHOT_RE.search(p)]
-    return sorted(paths, key=lambda p: (os.path.getmtime(p), int(SNAPSHOT_RE.search(p).group(1)), p))
+RUN_DIR_RE = re.compile(r'^(\d+)-')
+
+
+def _snapshots_in(folder):
+    return [p for p in glob.glob(os.path.join(glob.escape(folder), 'network-snapshot-*.pt')) if SNAPSHOT_RE.search(p)]
 
 
 def find_latest_snapshot(folder):
-    paths = find_snapshots(folder)
-    return paths[-1] if paths else None
+    """The snapshot --resume=latest continues: the highest kimg in `folder` itself or, when it holds none, in
+    its highest-numbered run folder (NNNNN-desc) that holds one. File times play no part."""
+    runs = sorted(((int(m.group(1)), d) for d in (os.listdir(folder) if os.path.isdir(folder) else []) if (m := RUN_DIR_RE.match(d))), reverse=True)
+    for candidate in [folder] + [os.path.join(folder, d) for _num, d in runs]:
+        found = _snapshots_in(candidate)
+        if found:
+            return max(found, key=lambda p: int(SNAPSHOT_RE.search(p).group(1)))
+    return None
 
 
 def _plain(obj):
@@ -330,6 +337,12 @@ def training_loop(
             stats_tfevents = tensorboard.SummaryWriter(run_dir)
         except ImportError as err:
             log(f'Skipping tfevents export: {err}')
+    skipped_metrics = set()                 # metrics whose weights are missing: one warning per run
+    if metrics:
+        if is_main:
+            from metrics import metric_main
+            metric_main.fetch_weights(metrics)  # download what is missing (online only); failures warn at the first snapshot
+        distributed.barrier()
 
     # Train.
     log(f'Training for {total_kimg} kimg...')
@@ -459,8 +472,9 @@ def training_loop(
             distributed.barrier()
 
         # Evaluate metrics.
+        metric_results = {}
         if snapshot_path is not None and len(metrics) > 0:
-            _evaluate_metrics(metrics, G_ema, training_set_kwargs, num_gpus, rank, device, run_dir, snapshot_path, log)
+            metric_results = _evaluate_metrics(metrics, G_ema, training_set_kwargs, num_gpus, rank, device, run_dir, snapshot_path, log, skipped_metrics)
 
         # Collect statistics.
         stats_collector.update()
@@ -474,6 +488,8 @@ def training_loop(
             walltime = timestamp - start_time
             for name, value in stats_dict.items():
                 stats_tfevents.add_scalar(name, value.mean, global_step=global_step, walltime=walltime)
+            for name, value in metric_results.items():  # NVIDIA's TensorBoard names
+                stats_tfevents.add_scalar(f'Metrics/{name}', value, global_step=global_step, walltime=walltime)
             stats_tfevents.flush()
 
         # Update state.
@@ -519,15 +535,25 @@ def load_weights(path):
         return legacy.load_network_pkl(f)
 
 
-def _evaluate_metrics(metrics, G_ema, dataset_kwargs, num_gpus, rank, device, run_dir, snapshot_path, log):
+def _evaluate_metrics(metrics, G_ema, dataset_kwargs, num_gpus, rank, device, run_dir, snapshot_path, log, skipped=None):
+    """Compute and record `metrics` for one snapshot; returns {result name: value} (rank 0). A metric that cannot run
+    (missing weights) is named once in a warning and added to `skipped`, which later snapshots leave out."""
     from metrics import metric_main
+    skipped = set() if skipped is None else skipped
+    results = {}
     for metric in metrics:
+        if metric in skipped:
+            continue
         try:
             result_dict = metric_main.calc_metric(metric=metric, G=G_ema, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, rank=rank, device=device)
         except metric_main.MetricUnavailableError as e:
-            log(f'Warning: metric {metric} skipped: {e}')
+            log(f'Warning: metric {metric} skipped for the rest of this run: {e}')
+            skipped.add(metric)
             continue
         if rank == 0:
-            metric_main.report_metric(result_dict, run_dir=run_dir, snapshot_pkl=snapshot_path)
+            metric_main.report_metric(result_dict, run_dir=run_dir, snapshot_pkl=snapshot_path, verbose=False)
+            log(metric_main.format_result(result_dict))
+            results.update(result_dict.results)
+    return results
 
 #----------------------------------------------------------------------------
