@@ -173,7 +173,7 @@ def stage_tune(o, data, base, log):
             target = base['kimg_name'] + o.finetune_kimg
             have = snapshots(out)
             if target not in have:
-                model = ['--model=cg-gan', f'--lambda-imgsparse={lam:g}'] if lam > 0 else ['--model=istylegan']
+                model = ['--model=cg-gan', f'--lambda-imgsparse={lam:g}', f'--sparse-interval={o.sparse_interval}'] if lam > 0 else ['--model=istylegan']
                 run_train([f'--outdir={out}', f'--data={data}', f'--resume={base["snapshot"]}', *model, f'--seed={seed}',
                            f'--kimg={target}', '--tick=4', '--snap=1000', '--metrics=none'], o.threads, log)
                 have = snapshots(out)
@@ -309,6 +309,7 @@ def _ints(s):
 @click.option('--patience', type=click.IntRange(min=1), default=2, show_default=True, help='Chunks without gain before the base stops')
 @click.option('--finetune-kimg', type=click.IntRange(min=1), default=12, show_default=True, help='kimg of every fine-tune')
 @click.option('--lambdas', type=_floats, default='0,0.1,1,10,100', show_default=True, help='L_s weights (0 = i-StyleGAN continued)')
+@click.option('--sparse-interval', type=click.IntRange(min=1), default=1, show_default=True, help='L_s every N steps (weight x N) in the fine-tunes')
 @click.option('--seeds', type=_ints, default='0,1,2', show_default=True, help='Fine-tune seeds')
 @click.option('--samples', type=click.IntRange(min=10), default=1000, show_default=True, help='eps per ground-truth score')
 @click.option('--margin', type=click.FloatRange(min=0), default=0.10, show_default=True, help='Default-lambda rule: allowed fd_oracle increase')
