@@ -1,0 +1,229 @@
+"""What a file (snapshot, pickle, stored run options) may ask this code to build, and how big.
+
+Every object built from a file goes through `construct(slot, spec, where)`: the class name must be one
+of the exact names on the slot's list below (no prefixes, no imports of anything else), and its keyword
+arguments must be plain data (None, bool, int, float, str, and lists, tuples, dicts of those), bounded
+in depth and size, with the size-setting integers inside the limits below. `check_data` bounds a whole
+file's contents the same way before anything else walks them: every visit counts (a shared reference
+counts each time it is reached), and cycles are refused.
+
+Limits (sensible for real StyleGAN2 files up to 1024x1024; see docs/security.md):
+resolution 4..1024 (power of two), image channels 1..4, up to 1024 domains, widths (z, w, mapping
+features, channel_max) up to 4096, channel_base up to 2**17, 64 layers or flow blocks, one tensor up to
+2**28 elements, 8 GiB of tensor data per file.
+"""
+import importlib
+import math
+
+import torch
+
+#----------------------------------------------------------------------------
+
+class RefusedError(ValueError):
+    """A file asks for something this code never builds from a file, or is too large; one sentence."""
+
+#----------------------------------------------------------------------------
+
+SLOTS = {
+    'G':            ('training.networks.Generator',),
+    'D':            ('training.networks.Discriminator',),
+    'mapping':      ('training.networks.MappingNetwork', 'training.domain_flow.DomainFlowMapping'),
+    'synthesis':    ('training.networks.SynthesisNetwork',),
+    'augment_pipe': ('training.augment.AugmentPipe',),
+    'loss':         ('training.loss.StyleGAN2Loss',),
+    'optimizer':    ('torch.optim.Adam',),
+    'dataset':      ('training.dataset.ImageFolderDataset',),
+}
+
+# kwargs inside a class's kwargs that name a class of their own: {class: {key: slot}}.
+NESTED = {'training.networks.Generator': {'mapping_kwargs': 'mapping'}}
+
+MAX_RESOLUTION = 1024
+MAX_TENSOR_NUMEL = 1 << 28
+MAX_TENSOR_BYTES = 8 << 30
+MAX_ITEMS = 1_000_000       # visits when checking a whole file's data
+MAX_KWARGS_ITEMS = 10_000   # visits when checking one class's kwargs
+MAX_DEPTH = 48
+MAX_STR = 4096              # characters of one string in kwargs
+
+_WIDTH = (0, 4096)
+# Integers that set sizes, wherever they occur in kwargs: (lowest, highest); None is allowed too.
+INT_LIMITS = {
+    'img_resolution': (4, MAX_RESOLUTION), 'resolution': (1, MAX_RESOLUTION), 'img_channels': (1, 4),
+    'c_dim': (0, 1024), 'z_dim': _WIDTH, 'w_dim': (1, 4096), 'i_dim': _WIDTH, 'num_ws': (0, 64),
+    'layer_features': _WIDTH, 'embed_features': _WIDTH, 'cmap_dim': _WIDTH, 'channel_max': (1, 4096),
+    'channel_base': (1, 1 << 17), 'num_layers': (0, 64), 'flow_blocks': (0, 64), 'flow_dim': (1, 4096),
+    'num_fp16_res': (0, 16), 'mbstd_group_size': (0, 1024), 'mbstd_num_channels': (0, 64),
+    'num_columns': (1, 4096), 'max_size': (0, 1 << 40),
+}
+
+_SCALARS = (type(None), bool, int, float, str)
+
+#----------------------------------------------------------------------------
+
+def brief(value, limit: int = 60) -> str:
+    """A short description of a value from a file, for messages (never a full repr of big data)."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= limit else value[:limit] + '...')
+    if isinstance(value, (type(None), bool, int, float)):
+        text = repr(value)
+        return text if len(text) <= limit else text[:limit] + '...'
+    return f'a {type(value).__name__}'
+
+
+def _key_text(key) -> str:
+    return f'[{brief(key, 40)}]'
+
+
+def check_data(obj, where: str, leaves=(), expand=None, max_items: int = MAX_ITEMS, max_depth: int = MAX_DEPTH):
+    """Visit `obj` once, bounded: raises RefusedError on a cycle, nesting deeper than max_depth, more than
+    max_items visits, a type that is neither a container, a plain scalar nor one of `leaves`, or tensors
+    over the size limits. `expand(x)` may return the children (a dict) of a non-container type, else None."""
+    budget = [max_items, 0]  # visits left, tensor bytes seen
+    on_path = set()
+    path = []
+
+    def fail(what):
+        raise RefusedError(f'{where}{"".join(path)}: {what}; refusing to read it.')
+
+    def visit(x, depth):
+        budget[0] -= 1
+        if budget[0] < 0:
+            fail(f'holds more than {max_items} items (or shared references that multiply them)')
+        if isinstance(x, _SCALARS + (bytes,)) or (leaves and isinstance(x, leaves)):
+            if isinstance(x, torch.Tensor):
+                if x.numel() > MAX_TENSOR_NUMEL:
+                    fail(f'a tensor of {x.numel()} elements is over the limit of {MAX_TENSOR_NUMEL}')
+                budget[1] += x.numel() * x.element_size()
+                if budget[1] > MAX_TENSOR_BYTES:
+                    fail(f'more than {MAX_TENSOR_BYTES >> 30} GiB of tensors')
+            return
+        children = None
+        if isinstance(x, dict):
+            children = x
+        elif isinstance(x, (list, tuple, set, frozenset)):
+            children = dict(enumerate(x))
+        elif expand is not None:
+            children = expand(x)
+        if children is None:
+            fail(f'{type(x).__module__}.{type(x).__qualname__} is not plain data')
+        if depth >= max_depth:
+            fail(f'nested more than {max_depth} levels deep')
+        if id(x) in on_path:
+            fail('contains itself (a cycle)')
+        on_path.add(id(x))
+        for key, value in children.items():
+            if not isinstance(key, (str, int)):
+                fail(f'has a key that is {brief(key)}, not a string or integer')
+            path.append(_key_text(key))
+            visit(value, depth + 1)
+            path.pop()
+        on_path.discard(id(x))
+
+    visit(obj, 0)
+    return obj
+
+#----------------------------------------------------------------------------
+
+def check_kwargs(kwargs, where: str, class_name: str) -> dict:
+    """Plain, bounded keyword arguments of `class_name`; nested class names only where NESTED allows."""
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise RefusedError(f'{where}: the arguments of {class_name} are {brief(kwargs)}, not a dict of named values.')
+    check_data(kwargs, where, max_items=MAX_KWARGS_ITEMS, max_depth=16)
+    nested = NESTED.get(class_name, {})
+
+    def visit(x, at, top):
+        if isinstance(x, dict):
+            for key, value in x.items():
+                here = f'{at}.{key}' if at else str(key)
+                if key == 'class_name' and top is None:
+                    raise RefusedError(f'{where}: "{here}" names a class ({brief(value)}) where {class_name} takes none; '
+                                       f'refusing to build it.')
+                if top is not None and key == 'class_name':
+                    if value is not None and value not in SLOTS[top]:
+                        raise RefusedError(f'{where}: "{here}" is {brief(value)}, which is not a {top} class of this code '
+                                           f'(allowed: {", ".join(SLOTS[top])}); refusing to build it.')
+                    continue
+                _check_value(key, value, here)
+                visit(value, here, nested.get(key) if not at else None)
+        elif isinstance(x, (list, tuple)):
+            for i, value in enumerate(x):
+                visit(value, f'{at}[{i}]', None)
+
+    def _check_value(key, value, here):
+        if isinstance(value, str) and len(value) > MAX_STR:
+            raise RefusedError(f'{where}: "{here}" is a string of {len(value)} characters, over the limit of {MAX_STR}.')
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RefusedError(f'{where}: "{here}" is {value}; give a finite number.')
+        if key in INT_LIMITS and value is not None:
+            lo, hi = INT_LIMITS[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise RefusedError(f'{where}: "{here}" is {brief(value)}; it must be an integer in {lo}..{hi}.')
+
+    visit(kwargs, '', None)
+    return kwargs
+
+
+def check_spec(slot: str, spec, where: str) -> tuple:
+    """(class_name, kwargs) of a dict {'class_name': ..., **kwargs} for `slot`, checked; raises RefusedError."""
+    if not isinstance(spec, dict):
+        raise RefusedError(f'{where}: the {slot} settings are {brief(spec)}, not a dict with a class_name.')
+    class_name = spec.get('class_name')
+    if class_name not in SLOTS[slot]:
+        raise RefusedError(f'{where}: "class_name" is {brief(class_name)}, which is not a {slot} class of this code '
+                           f'(allowed: {", ".join(SLOTS[slot])}); refusing to build it.')
+    kwargs = {k: v for k, v in spec.items() if k != 'class_name'}
+    return class_name, check_kwargs(kwargs, where, class_name)
+
+
+def get_class(slot: str, class_name: str):
+    """The class named `class_name`, which must be on the list of `slot` (imports our own module only)."""
+    if class_name not in SLOTS[slot]:
+        raise RefusedError(f'{class_name!r} is not a {slot} class of this code (allowed: {", ".join(SLOTS[slot])}).')
+    module, _, name = class_name.rpartition('.')
+    return getattr(importlib.import_module(module), name)
+
+
+def construct(slot: str, spec, where: str, **runtime):
+    """Build `spec` ({'class_name', **kwargs} from a file) for `slot`, plus `runtime` kwargs from the code.
+    Any failure of the constructor on the file's values is one sentence (RefusedError)."""
+    class_name, kwargs = check_spec(slot, spec, where)
+    clash = sorted(set(kwargs) & set(runtime))
+    if clash:
+        raise RefusedError(f'{where}: the stored {class_name} arguments set {", ".join(clash)}, which the code sets; refusing them.')
+    cls = get_class(slot, class_name)
+    try:
+        return cls(**kwargs, **runtime)
+    except Exception as e:  # the file's values do not fit the constructor (TypeError, ValueError, AssertionError, ...)
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise RefusedError(f'{where}: cannot build {class_name} from the stored arguments ({type(e).__name__}: {reason}).') from None
+
+#----------------------------------------------------------------------------
+
+def check_zip(f, where: str, max_entries: int = 100_000):
+    """A torch.save zip (open binary file, position kept) whose entries are stored uncompressed and fit the
+    file: nothing can inflate to more than the file holds. Raises RefusedError otherwise."""
+    import zipfile
+    pos = f.tell()
+    try:
+        f.seek(0, 2)
+        size = f.tell() - pos
+        f.seek(pos)
+        try:
+            infos = zipfile.ZipFile(f).infolist()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            raise RefusedError(f'cannot read {where}: the file is truncated, corrupt or not a snapshot ({e}).') from None
+        if len(infos) > max_entries:
+            raise RefusedError(f'{where} has {len(infos)} zip entries, over the limit of {max_entries}; refusing to read it.')
+        total = 0
+        for info in infos:
+            if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+                raise RefusedError(f'{where}: zip entry {brief(info.filename)} is compressed, which torch.save never writes; '
+                                   f'refusing to inflate it.')
+            total += info.file_size
+        if total > min(size, MAX_TENSOR_BYTES + (1 << 30)):
+            raise RefusedError(f'{where}: its zip entries claim {total} bytes, more than the file holds ({size}); refusing to read it.')
+    finally:
+        f.seek(pos)
+
+#----------------------------------------------------------------------------
