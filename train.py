@@ -61,10 +61,13 @@ def launch_training(c, desc, outdir, dry_run):
     rank = int(os.environ.get('RANK', '0'))
 
     # Pick the run directory (rank 0 decides; under torchrun the others wait for it on a file).
+    if rank == 0 and os.path.isdir(outdir):
+        dnnlib.util.remove_stale_temp_files(outdir, depth=1)  # what killed runs left: our temp files only
     prev_run_dirs = [x for x in os.listdir(outdir) if os.path.isdir(os.path.join(outdir, x))] if os.path.isdir(outdir) else []
     prev_run_ids = [int(m.group()) for m in (re.match(r'^\d+', x) for x in prev_run_dirs) if m is not None]
     cur_run_id = max(prev_run_ids, default=-1) + 1
     c.run_dir = os.path.join(outdir, f'{cur_run_id:05d}-{desc}')
+    assert os.path.dirname(os.path.abspath(c.run_dir)) == os.path.abspath(outdir)  # desc is sanitised in build_config
 
     options = json.loads(json.dumps({k: v for k, v in c.items() if k not in ('options', 'log_fn', 'rank', 'device')}))
     c.options = options
@@ -85,8 +88,11 @@ def launch_training(c, desc, outdir, dry_run):
     if under_torchrun:
         c.run_dir = _agree_run_dir(c.run_dir, outdir)
     if rank == 0:
-        os.makedirs(c.run_dir, exist_ok=True)
-        _write_json_atomic(os.path.join(c.run_dir, 'training_options.json'), options)
+        try:
+            os.makedirs(c.run_dir, exist_ok=True)
+            _write_json_atomic(os.path.join(c.run_dir, 'training_options.json'), options)
+        except OSError as e:
+            raise UserError(f'Cannot create the run directory "{c.run_dir}" ({e.strerror}); choose another --outdir.') from None
     print0('Launching processes...')
     if under_torchrun or c.num_gpus == 1:
         _worker(c, None)
@@ -107,10 +113,8 @@ def _agree_run_dir(run_dir, outdir):
 
 
 def _write_json_atomic(path, obj):
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
+    with dnnlib.util.atomic_write(path, 'w') as f:
         json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
 
 #----------------------------------------------------------------------------
 
@@ -242,6 +246,7 @@ def build_config(opts):
     desc = f'{dataset_name:s}-{opts.cfg:s}-{model:s}-gpus{num_gpus:d}-batch{c.batch_size:d}-gamma{c.loss_kwargs.r1_gamma:g}'
     if opts.desc is not None:
         desc += f'-{opts.desc}'
+    desc = re.sub(r'[^A-Za-z0-9._+=-]', '-', desc)  # one folder name inside --outdir, whatever --desc or the data's name holds
     c.options = None
     return c, desc
 
@@ -274,7 +279,15 @@ def resolve_resume(resume, outdir, c, requested_model=None):
             raise UserError(f'Cannot resume from "{resume}": {e}') from None
         if saved.get('options') is None or 'cur_nimg' not in saved:
             return dict(resume_pkl=resume)  # weights only: transfer
-        stored = json.loads(json.dumps(saved['options']), object_hook=dnnlib.EasyDict)
+        from torch_utils import allowlist
+        try:  # class names only from the allow-list (this code's), values checked
+            stored = allowlist.run_options(saved['options'], f'Cannot resume from "{resume}"')
+            allowlist.resume_state(saved, f'Cannot resume from "{resume}"', stored.batch_size)
+        except allowlist.RefusedError as e:
+            raise UserError(str(e)) from None
+        if stored.training_set_kwargs.get('resolution') != c.training_set_kwargs.resolution:
+            raise UserError(f'The snapshot was trained on {stored.training_set_kwargs.get("resolution")} px images but --data holds '
+                            f'{c.training_set_kwargs.resolution} px; resume with data of the same resolution (or start a new run).')
         fine_tune = requested_model is not None and requested_model != model_of(stored)
         if fine_tune and json.loads(json.dumps(c.G_kwargs)) != json.loads(json.dumps(stored.G_kwargs)):
             print(f'--model={requested_model} differs from the snapshot\'s {model_of(stored)} network: starting a new run from its weights.')
@@ -373,6 +386,8 @@ def main(**kwargs):
     opts = dnnlib.EasyDict(kwargs)
     dry_run = opts.pop('dry_run')
     try:
+        if os.path.exists(opts.outdir) and not os.path.isdir(opts.outdir):
+            raise UserError(f'--outdir "{opts.outdir}" is a file, not a folder; give a folder for the runs.')
         if opts.metrics:
             from metrics import metric_main
             bad = [m for m in opts.metrics if not metric_main.is_valid_metric(m)]
@@ -385,7 +400,8 @@ def main(**kwargs):
     except Exception as e:
         from training.training_loop import TrainingError
         from torch_utils.snapshot import SnapshotError
-        if isinstance(e, (TrainingError, SnapshotError)):
+        from datasets.errors import DatasetError
+        if isinstance(e, (TrainingError, SnapshotError, DatasetError)):
             raise click.ClickException(str(e)) from None
         raise
 

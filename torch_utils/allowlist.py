@@ -200,6 +200,79 @@ def construct(slot: str, spec, where: str, **runtime):
 
 #----------------------------------------------------------------------------
 
+# Stored run options (train.py's training_options / a snapshot's "options"): the class-building keys with
+# their slot and the kwargs the training loop sets itself, then the plain values and their types.
+OPTION_SLOTS = {
+    'training_set_kwargs': ('dataset', ()), 'G_kwargs': ('G', ('c_dim', 'img_resolution', 'img_channels')),
+    'D_kwargs': ('D', ('c_dim', 'img_resolution', 'img_channels')), 'G_opt_kwargs': ('optimizer', ('params',)),
+    'D_opt_kwargs': ('optimizer', ('params',)), 'loss_kwargs': ('loss', ('device', 'G', 'D', 'augment_pipe')),
+    'augment_kwargs': ('augment_pipe', ()),
+}
+_INT, _NUM, _BOOL, _OPT_INT, _OPT_NUM = (int,), (int, float), (bool,), (int, type(None)), (int, float, type(None))
+OPTION_VALUES = {
+    'random_seed': _INT, 'num_gpus': _INT, 'batch_size': _INT, 'batch_gpu': _INT, 'ema_kimg': _NUM, 'ema_rampup': _OPT_NUM,
+    'G_reg_interval': _OPT_INT, 'D_reg_interval': _OPT_INT, 'augment_p': _NUM, 'ada_target': _OPT_NUM, 'ada_interval': _INT,
+    'ada_kimg': _NUM, 'total_kimg': _NUM, 'kimg_per_tick': _NUM, 'image_snapshot_ticks': _OPT_INT,
+    'network_snapshot_ticks': _OPT_INT, 'cudnn_benchmark': _BOOL, 'allow_tf32': _BOOL, 'use_cuda': _BOOL,
+    'fast': (str,), 'metrics': (list,), 'data_loader_kwargs': (dict,),
+}
+IGNORED_OPTIONS = ('options', 'run_dir', 'resume_snapshot', 'resume_pkl', 'rank', 'device')
+REQUIRED_OPTIONS = ('training_set_kwargs', 'G_kwargs', 'D_kwargs', 'G_opt_kwargs', 'D_opt_kwargs', 'loss_kwargs', 'batch_size')
+
+
+def run_options(stored, where: str) -> dict:
+    """Sanitise stored run options for an exact resume: only known keys; each class-building entry names
+    an allow-listed class of its slot (so the class names are this code's) with plain, bounded kwargs
+    that leave the loop's own arguments alone; every other value has its expected type and is finite.
+    Returns a copy as nested EasyDicts; raises RefusedError naming the key."""
+    import json
+    import dnnlib
+    check_data(stored, where, max_items=MAX_KWARGS_ITEMS * 4, max_depth=16)
+    if not isinstance(stored, dict):
+        raise RefusedError(f'{where}: the stored run options are {brief(stored)}, not a dict.')
+    missing = [k for k in REQUIRED_OPTIONS if k not in stored]
+    if missing:
+        raise RefusedError(f'{where}: the stored run options lack {", ".join(missing)}; the file is not a run snapshot of this code.')
+    out = dnnlib.EasyDict()
+    for key, value in stored.items():
+        if key in IGNORED_OPTIONS:
+            continue
+        if key in OPTION_SLOTS:
+            slot, reserved = OPTION_SLOTS[key]
+            if value is None and key == 'augment_kwargs':
+                out[key] = None
+                continue
+            class_name, kwargs = check_spec(slot, value, f'{where}: {key}')
+            taken = sorted(set(kwargs) & set(reserved))
+            if taken:
+                raise RefusedError(f'{where}: {key} sets {", ".join(taken)}, which the training loop sets itself; refusing it.')
+        elif key in OPTION_VALUES:
+            types = OPTION_VALUES[key]
+            if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+                raise RefusedError(f'{where}: "{key}" is {brief(value)}, not a {" or ".join(t.__name__ for t in types)}.')
+            if isinstance(value, (list, dict)):
+                check_kwargs(value if isinstance(value, dict) else {'items': value}, f'{where}: {key}', key)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise RefusedError(f'{where}: "{key}" is {value}; give a finite number.')
+        else:
+            raise RefusedError(f'{where}: the stored run options hold an unknown key {brief(key)}; refusing to pass it to the training loop.')
+        out[key] = json.loads(json.dumps(value), object_hook=dnnlib.EasyDict)
+    return out
+
+
+def resume_state(saved: dict, where: str, batch_size: int):
+    """The counters of an exact resume: non-negative integers on the batch grid, augment p in [0, 1]."""
+    for key in ('cur_nimg', 'cur_tick', 'batch_idx'):
+        value = saved.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise RefusedError(f'{where}: "{key}" is {brief(value)}, not a non-negative integer; the file is corrupt.')
+    if saved['cur_nimg'] % batch_size:
+        raise RefusedError(f'{where}: "cur_nimg" ({saved["cur_nimg"]}) is not a multiple of the batch ({batch_size}); the file is corrupt.')
+    p = saved.get('augment_p', 0.0)
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise RefusedError(f'{where}: "augment_p" is {brief(p)}, not a probability; the file is corrupt.')
+
+
 def check_zip(f, where: str, max_entries: int = 100_000):
     """A torch.save zip (open binary file, position kept) whose entries are stored uncompressed and fit the
     file: nothing can inflate to more than the file holds. Raises RefusedError otherwise."""

@@ -17,6 +17,7 @@ import PIL.Image
 import torch
 
 import dnnlib
+from datasets.errors import DatasetError
 from torch_utils import distributed, misc, training_stats
 
 SNAPSHOT_RE = re.compile(r'network-snapshot-(\d{6})\.pt$')
@@ -116,9 +117,8 @@ def save_image_grid(img, path, drange, grid_size):
     _N, C, H, W = img.shape
     img = img.reshape(gh, gw, C, H, W).transpose(0, 3, 1, 4, 2).reshape(gh * H, gw * W, C)
     image = PIL.Image.fromarray(img[:, :, 0], 'L') if C == 1 else PIL.Image.fromarray(img, 'RGB')
-    tmp = f'{path}.tmp{os.getpid()}.png'
-    image.save(tmp)
-    os.replace(tmp, path)
+    with dnnlib.util.atomic_write(path) as f:
+        image.save(f, format='PNG')
 
 
 def generate_grid(G_ema, grid_z, grid_c, batch_gpu):
@@ -241,7 +241,11 @@ def training_loop(
         resume_data = load_weights(resume_pkl)
         for name, module in [('G', G), ('D', D), ('G_ema', G_ema)]:
             if resume_data.get(name) is not None:
-                misc.copy_params_and_buffers(resume_data[name], module, require_all=False)
+                try:
+                    misc.copy_params_and_buffers(resume_data[name], module, require_all=False)
+                except RuntimeError as e:
+                    raise TrainingError(f'The weights of {name} in "{resume_pkl}" do not fit the configured network ({e}); '
+                                        f'use data of the resolution and domains it was trained on.') from None
 
     # Every rank starts from rank 0's parameters and buffers.
     if num_gpus > 1:
@@ -288,19 +292,23 @@ def training_loop(
     cur_nimg, cur_tick, batch_idx = 0, 0, 0
     tick_start_nimg = 0
     if state is not None:
-        phases[0].opt.load_state_dict(state['G_opt'])
-        phases[-1].opt.load_state_dict(state['D_opt'])
-        if 'loss' in state:
-            loss.load_state_dict(state['loss'])
-        if ada is not None and 'ada' in state:
-            ada.num_steps = int(state['ada']['num_steps'])
-            ada._acc = state['ada']['acc'].to(device) if state['ada'].get('acc') is not None else None
-        cur_nimg, cur_tick, batch_idx = int(state['cur_nimg']), int(state['cur_tick']), int(state['batch_idx'])
-        tick_start_nimg = cur_nimg
-        if 'torch_rng' in state and rank == 0:
-            torch.set_rng_state(state['torch_rng'])
-            name, keys, pos, has_gauss, cached = state['numpy_rng']
-            np.random.set_state((name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
+        try:  # the run state comes from a file: any malformed part is one sentence
+            phases[0].opt.load_state_dict(state['G_opt'])
+            phases[-1].opt.load_state_dict(state['D_opt'])
+            if 'loss' in state:
+                loss.load_state_dict(state['loss'])
+            if ada is not None and 'ada' in state:
+                ada.num_steps = int(state['ada']['num_steps'])
+                ada._acc = state['ada']['acc'].to(device) if state['ada'].get('acc') is not None else None
+            cur_nimg, cur_tick, batch_idx = int(state['cur_nimg']), int(state['cur_tick']), int(state['batch_idx'])
+            tick_start_nimg = cur_nimg
+            if 'torch_rng' in state and rank == 0:
+                torch.set_rng_state(state['torch_rng'])
+                name, keys, pos, has_gauss, cached = state['numpy_rng']
+                np.random.set_state((name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as e:
+            raise TrainingError(f'The run state in "{resume_snapshot}" is malformed ({type(e).__name__}: {str(e)[:160]}); '
+                                f'resume from another snapshot.') from None
     total_nimg = int(round(total_kimg * 1000))
 
     # Image grid of reals and of the initial fakes (one block of rows per domain).
@@ -341,7 +349,10 @@ def training_loop(
     while not done:
         # Fetch this rank's reals (all rounds of the step) and the global latents/labels of every phase.
         with torch.autograd.profiler.record_function('data_fetch'):
-            phase_real_img, phase_real_c = next(training_set_iterator)
+            try:
+                phase_real_img, phase_real_c = next(training_set_iterator)
+            except DatasetError as e:  # a corrupt image inside the data set (raised here or in a loader worker)
+                raise TrainingError(str(e).strip().splitlines()[-1].split('DatasetError: ')[-1]) from None
             phase_real_img = (phase_real_img.to(device).to(torch.float32) / 127.5 - 1).split(batch_gpu)
             phase_real_c = phase_real_c.to(device).to(torch.float32).split(batch_gpu)
             gen = torch.Generator().manual_seed(_seed(random_seed, batch_idx, 1))
