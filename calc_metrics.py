@@ -16,6 +16,7 @@ import click
 import torch
 
 import dnnlib
+from torch_utils import allowlist
 
 #----------------------------------------------------------------------------
 
@@ -73,6 +74,11 @@ def dataset_kwargs_for(data, data_class, G, training_set_kwargs, network):
         kwargs = dnnlib.EasyDict(class_name=data_class, path=data)
     elif training_set_kwargs:
         kwargs = dnnlib.EasyDict(copy.deepcopy(dict(training_set_kwargs)))
+        kwargs.setdefault('class_name', data_class)
+        try:  # the snapshot names the data set: only an allow-listed class, plain values
+            allowlist.check_spec('dataset', kwargs, f'{network}: training_set_kwargs')
+        except allowlist.RefusedError as e:
+            raise UserError(str(e)) from None
         if not os.path.exists(str(kwargs.get('path', ''))):
             raise UserError(f'{network} was trained on {kwargs.get("path")}, which is not here; pass --data=PATH.')
     else:
@@ -187,6 +193,20 @@ def run(opts):
         opts.num_gpus = 1 if torch.cuda.is_available() else 0
     if opts.num_gpus > torch.cuda.device_count():
         raise UserError(f'--gpus={opts.num_gpus} but {torch.cuda.device_count()} GPU(s) are visible; pass --gpus={torch.cuda.device_count()}.')
+    if opts.data_class not in allowlist.SLOTS['dataset']:
+        raise UserError(f'--data-class={opts.data_class} is not a dataset class of this code; use {", ".join(allowlist.SLOTS["dataset"])}.')
+    if opts.features not in ('inception', 'random-conv') + allowlist.SLOTS['feature_extractor']:
+        raise UserError(f'--features={opts.features} is unknown; use inception, random-conv or {", ".join(allowlist.SLOTS["feature_extractor"])}.')
+    for flag, path in (('--table', opts.table), ('--jsonl-dir', opts.jsonl_dir)):
+        if path and (os.path.isdir(path) if flag == '--table' else os.path.isfile(path)):
+            raise UserError(f'{flag}={path} is {"a folder" if flag == "--table" else "a file"}; give {"a file path" if flag == "--table" else "a folder"}.')
+    if opts.table:
+        folder = os.path.dirname(os.path.abspath(opts.table))
+        try:  # before any metric is computed: a table that cannot be written is said now
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise UserError(f'--table={opts.table}: cannot create its folder "{folder}" ({e.strerror}); choose another path.') from None
+        dnnlib.util.remove_stale_temp_files(folder)
     opts.networks = expand_networks(opts.networks, opts.runs)
     if opts.features == 'inception':  # check (or fetch) the weights before any network is loaded
         opts.features = None
@@ -195,7 +215,10 @@ def run(opts):
         except metric_main.MetricUnavailableError as e:
             raise UserError(str(e)) from None
     if opts.jsonl_dir:
-        os.makedirs(opts.jsonl_dir, exist_ok=True)
+        try:
+            os.makedirs(opts.jsonl_dir, exist_ok=True)
+        except OSError as e:
+            raise UserError(f'Cannot create --jsonl-dir={opts.jsonl_dir} ({e.strerror}); choose another folder.') from None
 
     if opts.num_gpus > 1:  # ranks 1.. compute their share; rank 0 (this process) reports
         rows, caption = _spawn_and_evaluate(opts)
@@ -204,8 +227,11 @@ def run(opts):
     table = markdown_table(rows, caption)
     print('\n' + table)
     if opts.table:
-        with dnnlib.util.atomic_write(opts.table, 'w') as f:
-            f.write(table + '\n')
+        try:
+            with dnnlib.util.atomic_write(opts.table, 'w') as f:
+                f.write(table + '\n')
+        except OSError as e:
+            raise UserError(f'Cannot write --table={opts.table} ({e.strerror}); the table is printed above.') from None
 
 
 def _spawn_and_evaluate(opts):

@@ -33,6 +33,7 @@ SLOTS = {
     'loss':         ('training.loss.StyleGAN2Loss',),
     'optimizer':    ('torch.optim.Adam',),
     'dataset':      ('training.dataset.ImageFolderDataset',),
+    'feature_extractor': ('metrics.features.RandomConvFeatureExtractor',),  # calc_metrics.py --features
 }
 
 # kwargs inside a class's kwargs that name a class of their own: {class: {key: slot}}.
