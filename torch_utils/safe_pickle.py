@@ -208,8 +208,8 @@ def _check_storage(storage):
         raise UnsafePickleError(f'tensor rebuild got {type(storage).__name__} instead of a storage')
 
 
-def _check_view(storage, offset, size, stride, element_size):
-    """The view (offset, size, stride) lies inside the storage and is not too large."""
+def _check_view(storage, offset, size, stride, element_size, available=None):
+    """The view (offset, size, stride) lies inside the storage (`available` elements) and is not too large."""
     size, stride = tuple(size), tuple(stride)
     if not (isinstance(offset, int) and offset >= 0 and len(size) == len(stride) <= 16 and
             all(isinstance(v, int) and v >= 0 for v in size + stride)):
@@ -219,8 +219,9 @@ def _check_view(storage, offset, size, stride, element_size):
         numel *= n
     if numel > MAX_TENSOR_NUMEL:
         raise UnsafePickleError(f'a tensor of {numel} elements is over the limit of {MAX_TENSOR_NUMEL}')
-    untyped = storage._untyped_storage if isinstance(storage, torch.storage.TypedStorage) else storage
-    available = untyped.nbytes() // element_size
+    if available is None:
+        untyped = storage._untyped_storage if isinstance(storage, torch.storage.TypedStorage) else storage
+        available = untyped.nbytes() // element_size
     if numel and offset + sum((n - 1) * st for n, st in zip(size, stride)) >= available:
         raise UnsafePickleError('tensor rebuild with a view outside its storage')
     return size, stride
@@ -461,8 +462,11 @@ class RestrictedUnpickler(pickle._Unpickler):
                 self._refuse('it sets a structured or sub-array dtype state')
             inst.__setstate__(state)
         elif type(inst) in (dict, collections.OrderedDict, _easydict()):
-            if state not in (None, {}):
-                self._refuse(f'it sets attributes on a {type(inst).__name__}')
+            if state is not None and not (isinstance(state, dict) and all(  # e.g. a state dict's _metadata
+                    isinstance(k, str) and not k.startswith('__') and not hasattr(type(inst), k) for k in state)):
+                self._refuse(f'it sets attributes on a {type(inst).__name__} that could replace its methods')
+            if state and type(inst) is not dict:
+                inst.__dict__.update(state)
         else:
             self._refuse(f'it sets the state of {"the class " if isinstance(inst, type) else "a "}'
                          f'{getattr(inst, "__name__", None) if isinstance(inst, type) else type(inst).__name__}')
@@ -528,6 +532,70 @@ class RestrictedUnpickler(pickle._Unpickler):
 
     def persistent_load(self, pid):
         raise UnsafePickleError(f'refusing to load {self.source}: it uses persistent ids ({type(pid).__name__}), which network pickles never do.')
+
+#----------------------------------------------------------------------------
+
+class _StoragePlaceholder:
+    __slots__ = ('nbytes', 'element')
+
+    def __init__(self, nbytes, element):
+        self.nbytes, self.element = nbytes, element
+
+
+class TorchPicklePrescan(RestrictedUnpickler):
+    """Parses the data.pkl of a torch.save zip before torch.load sees it, allocating nothing: the same
+    opcode rules as above, only the globals our snapshots hold, every storage's declared size equal to
+    its zip entry, every tensor view inside its storage."""
+
+    def __init__(self, file, source: str, record_sizes: dict):
+        super().__init__(file, source=source)
+        self.record_sizes = record_sizes
+
+    def find_class(self, module: str, name: str):
+        if (module, name) == ('collections', 'OrderedDict'):
+            return collections.OrderedDict
+        if (module, name) == ('torch._utils', '_rebuild_tensor_v2'):
+            return self._rebuild_tensor
+        if module == 'torch' and name in ('Size', 'device'):
+            return _torch_size if name == 'Size' else _torch_device
+        if module == 'torch' and name in _TORCH_DTYPES:
+            return getattr(torch, name)
+        if module in ('torch', 'torch.storage') and name in _LEGACY_STORAGE_DTYPES:
+            return _TypeMarker(name)
+        raise UnsafePickleError(f'refusing to load {self.source}: it names {module[:60]}.{name[:60]}, which snapshots of this code never hold.')
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == 'storage' and isinstance(pid[1], _TypeMarker)
+                and isinstance(pid[2], str) and isinstance(pid[4], int)):
+            raise UnsafePickleError(f'refusing to load {self.source}: it has a malformed storage record.')
+        element = torch.empty([], dtype=_LEGACY_STORAGE_DTYPES[pid[1].name]).element_size()
+        size = self.record_sizes.get(pid[2])
+        if size is None or pid[4] < 0 or pid[4] * element != size:
+            raise UnsafePickleError(f'refusing to load {self.source}: a storage declares {pid[4]} elements but its record '
+                                    f'holds {size} bytes.')
+        return _StoragePlaceholder(size, element)
+
+    def _rebuild_tensor(self, storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):
+        if not isinstance(storage, _StoragePlaceholder):
+            raise UnsafePickleError(f'refusing to load {self.source}: a tensor is not built on a storage.')
+        _check_view(torch.UntypedStorage(0), offset, size, stride, storage.element, available=storage.nbytes // storage.element)
+        return None
+
+
+def prescan_torch_zip(f, source: str):
+    """Check the data.pkl of an open torch.save zip (entries already checked by allowlist.check_zip)."""
+    import zipfile
+    pos = f.tell()
+    try:
+        with zipfile.ZipFile(f) as z:
+            names = [n for n in z.namelist() if n.endswith('/data.pkl') and n.count('/') == 1]
+            if len(names) != 1:
+                raise UnsafePickleError(f'refusing to load {source}: it is a zip without exactly one data.pkl.')
+            prefix = names[0][:-len('data.pkl')]
+            sizes = {i.filename[len(prefix) + 5:]: i.file_size for i in z.infolist() if i.filename.startswith(prefix + 'data/')}
+            TorchPicklePrescan(io.BytesIO(z.read(names[0])), source, sizes).load()
+    finally:
+        f.seek(pos)
 
 #----------------------------------------------------------------------------
 

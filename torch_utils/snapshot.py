@@ -181,10 +181,16 @@ def load_snapshot(path_or_file, device='cpu', rebuild_modules: bool = True) -> d
     if f.read(4) != ZIP_MAGIC:
         raise SnapshotError(f'{name} is not a snapshot written by this code (no torch zip header).')
     f.seek(0)
+    from torch_utils import safe_pickle
     try:
         allowlist.check_zip(f, str(name))
+        safe_pickle.prescan_torch_zip(f, str(name))  # bounds and opcode rules before torch.load allocates anything
     except allowlist.RefusedError as e:
         raise SnapshotError(str(e)) from None
+    except safe_pickle.UnsafePickleError as e:
+        raise SnapshotError(str(e)) from None
+    except Exception as e:  # truncated or corrupt pickle
+        raise SnapshotError(f'cannot read {name}: the file is truncated, corrupt or not a snapshot ({type(e).__name__}: {str(e)[:160]}).') from None
     try:
         data = torch.load(f, map_location='cpu', weights_only=True)
     except Exception as e:  # truncated zips, foreign zips, pickles with non-weights globals
