@@ -1,0 +1,262 @@
+"""Every command-line case of issue 12: one sentence, exit 1 (2 for click usage errors), no traceback, no
+file run, written or deleted that should not be."""
+import json
+import os
+import zipfile
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import calc_metrics
+import dataset_tool
+import generate
+import train
+from tests.test_hostile_files import pt_file, sentinel  # noqa: F401 (fixture)
+from torch_utils import snapshot
+
+#----------------------------------------------------------------------------
+
+def fails(main, args, match, code=1):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    out = result.output
+    assert result.exit_code == code, out
+    assert 'Traceback' not in out and isinstance(result.exception, SystemExit), repr(result.exception)
+    errors = [line for line in out.splitlines() if line.startswith('Error:')]
+    assert len(errors) == 1, out
+    assert match in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.fixture(scope='module')
+def shapes(tmp_path_factory):
+    """A 32x32 two-domain data set (built-in shapes)."""
+    path = tmp_path_factory.mktemp('data') / 'shapes-32.zip'
+    dataset_tool.convert_dataset('builtin:shapes', str(path), resolution=32, max_images=16, progress=False, workers=1)
+    return str(path)
+
+
+def _stored_run(tmp_path, data, mutate=None):
+    """A snapshot holding the options train.py would store for --cfg=tiny on `data` (no networks needed)."""
+    ctx = train.main.make_context('train.py', ['--outdir', str(tmp_path / 'runs'), '--data', data, '--cfg', 'tiny', '--batch', '8'])
+    opts = dict(ctx.params)
+    opts.pop('dry_run')
+    c, _desc = train.build_config(opts)
+    options = json.loads(json.dumps({k: v for k, v in c.items() if k not in ('options', 'log_fn', 'rank', 'device')}))
+    if mutate is not None:
+        mutate(options)
+    path = tmp_path / 'network-snapshot-000000.pt'
+    snapshot.save_snapshot(str(path), dict(options=options, cur_nimg=0, cur_tick=0, batch_idx=0))
+    return str(path)
+
+#----------------------------------------------------------------------------
+# generate.py, calc_metrics.py with hostile snapshots.
+
+def test_generate_refuses_a_snapshot_naming_a_callable(tmp_path, sentinel):  # noqa: F811
+    def mutate(r):
+        r['class_name'] = 'training.training_loop.training_loop'
+        r['init_kwargs'] = dict(training_set_kwargs=dict(class_name='os.system', command=f'touch {sentinel[0]}'))
+    path = pt_file(tmp_path / 'evil.pt', mutate)
+    fails(generate.main, [f'--network={path}', '--seeds=0', f'--outdir={tmp_path / "out"}'], 'not a G class of this code')
+
+
+@pytest.mark.parametrize('bad', ['cycle', 'state_dict'])
+def test_generate_refuses_cyclic_kwargs_and_malformed_records(tmp_path, bad):
+    def mutate(r):
+        if bad == 'cycle':
+            loop = []
+            loop.append(loop)
+            r['init_kwargs']['mapping_kwargs']['x'] = loop
+        else:
+            r['state_dict'] = [1, 2]
+    fails(generate.main, [f'--network={pt_file(tmp_path / "bad.pt", mutate)}', '--seeds=0', f'--outdir={tmp_path}'],
+          'cycle' if bad == 'cycle' else 'not a dict of named tensors')
+
+
+def test_calc_metrics_without_data_refuses_the_snapshots_dataset_class(tmp_path, sentinel):  # noqa: F811
+    path = pt_file(tmp_path / 'n.pt', training_set_kwargs=dict(class_name='os.system', command=f'touch {sentinel[0]}'))
+    fails(calc_metrics.main, [f'--network={path}', '--features=random-conv', '--gpus=0', '--metrics=fid1k_full'], 'training_set_kwargs')
+
+
+@pytest.mark.parametrize('args,match,code', [
+    (['--seeds=0-99999999'], 'more than 100000 images', 2),
+    (['--seeds=0-999999999999'], 'out of range', 2),
+    (['--seeds=4294967296'], 'out of range', 2),
+    (['--seeds=0', '--trunc=nan'], 'not a finite number', 2),
+])
+def test_generate_option_bounds(tmp_path, args, match, code):
+    fails(generate.main, [f'--network={tmp_path}/none.pt', f'--outdir={tmp_path}'] + args, match, code)
+
+
+def test_generate_outdir_that_is_a_file(tmp_path):
+    path = pt_file(tmp_path / 'g.pt')
+    (tmp_path / 'file').write_text('x')
+    fails(generate.main, [f'--network={path}', '--seeds=0', f'--outdir={tmp_path / "file"}'], 'is a file')
+
+
+def test_calc_metrics_unknown_features_and_table_folder_fail_first(tmp_path):
+    path = pt_file(tmp_path / 'g.pt')
+    fails(calc_metrics.main, [f'--network={path}', '--features=nope.Nope', '--gpus=0'], '--features=nope.Nope is unknown')
+    fails(calc_metrics.main, [f'--network={path}', '--features=random-conv', f'--table={tmp_path}', '--gpus=0'], 'is a folder')
+
+
+def test_killed_generate_leaves_no_visible_temp_images(tmp_path):
+    path = pt_file(tmp_path / 'g.pt')
+    out = tmp_path / 'out'
+    out.mkdir()
+    stale = out / '.seed0000.png.999999999-abcdefgh.tmp'  # pid far above pid_max: its writer is gone
+    stale.write_bytes(b'half')
+    mine = out / 'notes.tmp'
+    mine.write_text('user file')
+    result = CliRunner().invoke(generate.main, [f'--network={path}', '--seeds=0-1', f'--outdir={out}'])
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(out)) == ['notes.tmp', 'seed0000.png', 'seed0001.png']
+
+#----------------------------------------------------------------------------
+# train.py.
+
+@pytest.mark.parametrize('mutate,match', [
+    (lambda o: o['augment_kwargs'].update(class_name='os.system'), 'augment_kwargs'),
+    (lambda o: o['G_kwargs'].update(class_name='training.training_loop.training_loop'), 'G_kwargs'),
+    (lambda o: o['loss_kwargs'].update(class_name='tarfile.open'), 'loss_kwargs'),
+    (lambda o: o['G_opt_kwargs'].update(class_name='logging.basicConfig'), 'G_opt_kwargs'),
+    (lambda o: o.update(progress_fn='os.system'), 'unknown key'),
+])
+def test_train_resume_takes_class_names_only_from_the_allow_list(tmp_path, shapes, mutate, match):
+    path = _stored_run(tmp_path, shapes, mutate)
+    fails(train.main, ['--outdir', tmp_path / 'runs', '--data', shapes, '--resume', path, '--batch', '8', '--dry-run'], match)
+
+
+def test_train_resume_of_another_resolution(tmp_path, shapes):
+    path = _stored_run(tmp_path, shapes, lambda o: o['training_set_kwargs'].update(resolution=64))
+    fails(train.main, ['--outdir', tmp_path / 'runs', '--data', shapes, '--resume', path, '--batch', '8', '--dry-run'], 'trained on 64 px images')
+
+
+def test_train_resume_accepts_its_own_options(tmp_path, shapes):
+    path = _stored_run(tmp_path, shapes)
+    result = CliRunner().invoke(train.main, ['--outdir', str(tmp_path / 'runs'), '--data', shapes, '--resume', path, '--batch', '8', '--dry-run'])
+    assert result.exit_code == 0 and 'Dry run' in result.output, result.output
+
+
+def test_train_outdir_that_is_a_file(tmp_path, shapes):
+    (tmp_path / 'file').write_text('x')
+    fails(train.main, ['--outdir', tmp_path / 'file', '--data', shapes, '--cfg', 'tiny', '--dry-run'], 'is a file')
+
+
+def test_train_desc_stays_inside_outdir_and_stale_temp_files_go(tmp_path, shapes):
+    runs = tmp_path / 'runs'
+    (runs / '00000-old').mkdir(parents=True)
+    stale = [runs / '00000-old' / '.network-snapshot-000040.pt.k2j3h4g5.tmp', runs / '00000-old' / 'fakes000040.png.tmp999999999.png',
+             runs / '00000-old' / '.network-snapshot-000080.pt.999999999-abcdefgh.tmp']
+    keep = [runs / '00000-old' / 'network-snapshot-000040.pt', runs / '00000-old' / '.notes.tmp',
+            runs / '00000-old' / f'.network-snapshot-000120.pt.{os.getpid()}-abcdefgh.tmp']  # a live writer's
+    for p in stale + keep:
+        p.write_bytes(b'x')
+    result = CliRunner().invoke(train.main, ['--outdir', str(runs), '--data', shapes, '--cfg', 'tiny', '--desc', '/../../x', '--dry-run'])
+    assert result.exit_code == 0, result.output
+    line = next(l for l in result.output.splitlines() if l.startswith('Output directory:'))
+    run_dir = line.split(':', 1)[1].strip()
+    assert os.path.dirname(os.path.abspath(run_dir)) == str(runs) and '/' not in os.path.basename(run_dir)
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in keep)
+
+
+def _zip_with(src, dst, replace):
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, 'w') as zout:
+        for info in zin.infolist():
+            zout.writestr(info, replace.get(info.filename, zin.read(info.filename)))
+
+
+def test_train_corrupt_png_inside_the_zip(tmp_path, shapes):
+    with zipfile.ZipFile(shapes) as z:
+        last = sorted(n for n in z.namelist() if n.endswith('.png'))[-1]
+    _zip_with(shapes, tmp_path / 'corrupt.zip', {last: b'\x89PNG\r\n\x1a\n' + b'\x00' * 40})
+    fails(train.main, ['--outdir', tmp_path / 'runs', '--data', tmp_path / 'corrupt.zip', '--cfg', 'tiny', '--batch', '16',
+                       '--kimg', '0.016', '--metrics', 'none', '--aug', 'noaug', '--snap', '1000'], 'Cannot read image')
+
+
+@pytest.mark.parametrize('labels,match', [(1.5, 'neither domain integers'), ('a', 'neither domain integers'), (10**12, 'domain labels are integers')])
+def test_train_bad_labels(tmp_path, shapes, labels, match):
+    with zipfile.ZipFile(shapes) as z:
+        meta = json.loads(z.read('dataset.json'))
+    meta['labels'][0][1] = labels
+    _zip_with(shapes, tmp_path / 'labels.zip', {'dataset.json': json.dumps(meta).encode()})
+    fails(train.main, ['--outdir', tmp_path / 'runs', '--data', tmp_path / 'labels.zip', '--cfg', 'tiny', '--dry-run'], match)
+
+#----------------------------------------------------------------------------
+# dataset_tool.py.
+
+def _images(root, n=4):
+    import numpy as np
+    import PIL.Image
+    os.makedirs(root, exist_ok=True)
+    for i in range(n):
+        PIL.Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(os.path.join(root, f'{i}.png'))
+
+
+def _tree(root):
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+
+
+def test_dataset_tool_dest_is_the_source(tmp_path):
+    _images(tmp_path / 'src')
+    before = _tree(tmp_path / 'src')
+    fails(dataset_tool.main, ['--source', tmp_path / 'src', '--dest', tmp_path / 'src', '--overwrite'], 'is the --source')
+    assert _tree(tmp_path / 'src') == before
+
+
+def test_dataset_tool_dest_contains_the_source(tmp_path):
+    _images(tmp_path / 'parent' / 'src')
+    fails(dataset_tool.main, ['--source', tmp_path / 'parent' / 'src', '--dest', tmp_path / 'parent', '--overwrite'], 'contains the --source')
+    assert len(_tree(tmp_path / 'parent')) == 4
+
+
+@pytest.mark.parametrize('kind', ['folder', 'zip', 'file'])
+def test_dataset_tool_overwrite_only_replaces_our_output(tmp_path, kind):
+    _images(tmp_path / 'src')
+    dest = tmp_path / ('mine.zip' if kind != 'folder' else 'mine')
+    if kind == 'folder':
+        _images(dest, 2)
+    elif kind == 'zip':
+        with zipfile.ZipFile(dest, 'w') as z:
+            z.writestr('dataset.json', '{"labels": null}')  # looks like a data set, but not one we wrote
+    else:
+        dest.write_text('precious')
+    before = _tree(tmp_path)
+    fails(dataset_tool.main, ['--source', tmp_path / 'src', '--dest', dest, '--overwrite'], 'not a data set written by this tool')
+    assert _tree(tmp_path) == before
+
+
+def test_dataset_tool_unwritable_dest(tmp_path):
+    _images(tmp_path / 'src')
+    fails(dataset_tool.main, ['--source', tmp_path / 'src', '--dest', '/proc/x.zip'], 'Cannot write --dest')
+
+
+def test_dataset_tool_symlink_loop_and_links_out_of_the_tree(tmp_path):
+    _images(tmp_path / 'src' / 'a')
+    os.symlink(tmp_path / 'src', tmp_path / 'src' / 'a' / 'loop')
+    os.symlink(tmp_path / 'src' / 'a', tmp_path / 'src' / 'a' / 'again')
+    result = CliRunner().invoke(dataset_tool.main, ['--source', str(tmp_path / 'src'), '--dest', str(tmp_path / 'o.zip')])
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(tmp_path / 'o.zip') as z:
+        assert len([n for n in z.namelist() if n.endswith('.png')]) == 4
+    _images(tmp_path / 'outside', 1)
+    os.symlink(tmp_path / 'outside', tmp_path / 'src' / 'b')
+    fails(dataset_tool.main, ['--source', tmp_path / 'src', '--dest', tmp_path / 'p.zip'], 'outside the source tree')
+
+
+def _celeba(root, names, rows):
+    from tests.test_dataset_tool import CELEBA_ATTRS
+    os.makedirs(root / 'img_align_celeba')
+    _images(root / 'img_align_celeba', 2)
+    lines = [str(len(rows)), ' '.join(CELEBA_ATTRS)] + [f'{n} ' + ' '.join(r) for n, r in zip(names, rows)]
+    (root / 'list_attr_celeba.txt').write_text('\n'.join(lines) + '\n')
+
+
+def test_dataset_tool_celeba_domain_count_and_duplicate_images(tmp_path):
+    from tests.test_dataset_tool import CELEBA_ATTRS
+    _celeba(tmp_path / 'c', ['0.png', '1.png'], [['1'] * 40, ['-1'] * 40])
+    fails(dataset_tool.main, ['--source', tmp_path / 'c', '--dest', tmp_path / 'c.zip', '--domains', ','.join(CELEBA_ATTRS)], 'at most 10')
+    _celeba(tmp_path / 'd', ['0.png', '0.png'], [['1'] * 40, ['-1'] * 40])
+    fails(dataset_tool.main, ['--source', tmp_path / 'd', '--dest', tmp_path / 'd.zip', '--domains', 'Male'], 'listed a second time')
+
+#----------------------------------------------------------------------------
