@@ -171,12 +171,13 @@ class DatasetWriter:
 
     def commit(self, domains=None, factor_names=None, extra=None) -> None:
         """Write dataset.json and move the finished output into place."""
-        meta = {'labels': self.labels if any(l is not None for _, l in self.labels) else None, MARKER: 1}
+        meta = {'labels': self.labels if any(l is not None for _, l in self.labels) else None}
         if domains is not None:
             meta['domains'] = list(domains)
         if factor_names is not None:
             meta['factors'] = {'names': list(factor_names), 'values': self.factor_values}
         meta.update(extra or {})
+        meta[MARKER] = 1
         self._write('dataset.json', json.dumps(meta).encode('utf-8'))
         check_dest(self.dest, self.overwrite)  # again: the destination may have changed while we worked
         if self._zip is not None:

@@ -260,3 +260,19 @@ def test_dataset_tool_celeba_domain_count_and_duplicate_images(tmp_path):
     fails(dataset_tool.main, ['--source', tmp_path / 'd', '--dest', tmp_path / 'd.zip', '--domains', 'Male'], 'listed a second time')
 
 #----------------------------------------------------------------------------
+
+def test_train_zip_bomb_image_is_not_inflated(tmp_path, shapes):
+    with zipfile.ZipFile(shapes) as zin, zipfile.ZipFile(tmp_path / 'bomb.zip', 'w') as zout:
+        first = sorted(n for n in zin.namelist() if n.endswith('.png'))[0]
+        for info in zin.infolist():
+            if info.filename != first:
+                zout.writestr(info, zin.read(info.filename))
+        info = zipfile.ZipInfo(first)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with zout.open(info, 'w', force_zip64=True) as f:  # 300 MB of zeros, deflated to about 300 KB
+            for _ in range(300):
+                f.write(bytes(1 << 20))
+    assert os.path.getsize(tmp_path / 'bomb.zip') < 2 << 20
+    fails(train.main, ['--outdir', tmp_path / 'runs', '--data', tmp_path / 'bomb.zip', '--cfg', 'tiny', '--dry-run'], 'more than the limit')
+
+#----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import dnnlib
 from datasets.errors import DatasetError
 
 MAX_DOMAINS = 1024  # as torch_utils/allowlist.py bounds c_dim
-from datasets.images import is_image_name
+from datasets.images import MAX_IMAGE_BYTES, is_image_name, open_image, read_member
 
 #----------------------------------------------------------------------------
 
@@ -191,9 +191,13 @@ class ImageFolderDataset(Dataset):
         return self._zipfile
 
     def _open_file(self, fname):
+        limit = MAX_IMAGE_BYTES * 4 if fname == 'dataset.json' else MAX_IMAGE_BYTES
         if self._type == 'dir':
-            return open(os.path.join(self._path, fname), 'rb')
-        return self._get_zipfile().open(fname, 'r')
+            path = os.path.join(self._path, fname)
+            if os.path.getsize(path) > limit:
+                raise DatasetError(f'"{fname}" in "{self._path}" has {os.path.getsize(path)} bytes, more than the limit of {limit}; rebuild the dataset.')
+            return open(path, 'rb')
+        return io.BytesIO(read_member(self._get_zipfile(), fname, limit))
 
     def close(self):
         try:
@@ -219,7 +223,9 @@ class ImageFolderDataset(Dataset):
         fname = self._image_fnames[raw_idx]
         try:
             with self._open_file(fname) as f:
-                image = np.array(PIL.Image.open(io.BytesIO(f.read())))
+                image = np.array(open_image(io.BytesIO(f.read()), fname))
+        except DatasetError:
+            raise
         except Exception as e:
             raise DatasetError(f'Cannot read image "{fname}" in "{self._path}" ({e}); rebuild the dataset.') from None
         if image.ndim == 2:
