@@ -163,7 +163,7 @@ def evaluate(rank, opts):
 @click.option('--gpus',        'num_gpus',  help='Number of GPUs (0 = CPU) [default: 1 if CUDA is available, else 0]', type=click.IntRange(min=0))
 @click.option('--inception',                help='Inception weights inception-2015-12-05.pt [default: $CGGAN_INCEPTION, else the cache folder]', metavar='PATH')
 @click.option('--download/--no-download',   help='Download the Inception weights when missing (never when CGGAN_OFFLINE=1)', default=True, show_default=True)
-@click.option('--features',                 help='Feature extractor: inception, random-conv (smoke runs) or a dotted FeatureExtractor class', metavar='NAME', default='inception', show_default=True)
+@click.option('--features',                 help='Feature extractor: inception, random-conv (smoke runs) or an allow-listed FeatureExtractor class', metavar='NAME', default='inception', show_default=True)
 @click.option('--batch',                    help='Images per batch', type=click.IntRange(min=1), default=64, show_default=True)
 @click.option('--seed',                     help='Random seed of latents and labels', type=int, default=0, show_default=True)
 @click.option('--cache/--no-cache',         help='Reuse cached dataset statistics', default=True, show_default=True)
