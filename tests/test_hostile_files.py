@@ -185,6 +185,12 @@ def test_pt_sizes_are_bounded_before_allocation(tmp_path, key, value, match):
     refused(lambda: load_pt(pt_file(tmp_path / 's.pt', lambda r: r['init_kwargs'].update({key: value}))), match)
 
 
+def test_pt_parameter_count_is_bounded_before_allocation(tmp_path):
+    def mutate(r):  # every width inside its limit, but 64 layers of 4096^2 weights: 1G parameters
+        r['init_kwargs']['mapping_kwargs'] = dict(num_layers=64, layer_features=4096)
+    refused(lambda: load_pt(pt_file(tmp_path / 'p.pt', mutate)), 'over the limit of 134217728')
+
+
 @pytest.mark.parametrize('field,value', [('state_dict', 5), ('init_kwargs', [1, 2]), ('training', 'yes'), ('class_name', ['x'])])
 def test_pt_malformed_records(tmp_path, field, value):
     refused(lambda: load_pt(pt_file(tmp_path / 'r.pt', lambda r: r.update({field: value}))))

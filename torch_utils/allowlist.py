@@ -10,7 +10,8 @@ counts each time it is reached), and cycles are refused.
 Limits (sensible for real StyleGAN2 files up to 1024x1024; see docs/security.md):
 resolution 4..1024 (power of two), image channels 1..4, up to 1024 domains, widths (z, w, mapping
 features, channel_max) up to 4096, channel_base up to 2**17, 64 layers or flow blocks, one tensor up to
-2**28 elements, 8 GiB of tensor data per file.
+2**28 elements, 8 GiB of tensor data per file; a network built from a file has at most 2**27 parameter
+and buffer elements, counted on a construction with fake tensors (no memory) before the real one.
 """
 import importlib
 import math
@@ -41,6 +42,7 @@ NESTED = {'training.networks.Generator': {'mapping_kwargs': 'mapping'}}
 
 MAX_RESOLUTION = 1024
 MAX_TENSOR_NUMEL = 1 << 28
+MAX_MODULE_NUMEL = 1 << 27  # parameters + buffers of one network built from a file (a 1024^2 CG-GAN G: 45M)
 MAX_TENSOR_BYTES = 8 << 30
 MAX_ITEMS = 200_000         # visits when checking a whole file's data (a 1024^2 CG-GAN snapshot: ~2k)
 MAX_KWARGS_ITEMS = 10_000   # visits when checking one class's kwargs
@@ -194,10 +196,26 @@ def construct(slot: str, spec, where: str, **runtime):
         raise RefusedError(f'{where}: the stored {class_name} arguments set {", ".join(clash)}, which the code sets; refusing them.')
     cls = get_class(slot, class_name)
     try:
+        if isinstance(cls, type) and issubclass(cls, torch.nn.Module):
+            numel = _fake_numel(cls, kwargs, runtime)
+            if numel > MAX_MODULE_NUMEL:
+                raise RefusedError(f'{where}: the stored arguments make a {class_name} of {numel} parameters, over the limit '
+                                   f'of {MAX_MODULE_NUMEL}; refusing to build it.')
         return cls(**kwargs, **runtime)
+    except RefusedError:
+        raise
     except Exception as e:  # the file's values do not fit the constructor (TypeError, ValueError, AssertionError, ...)
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise RefusedError(f'{where}: cannot build {class_name} from the stored arguments ({type(e).__name__}: {reason}).') from None
+
+
+def _fake_numel(cls, kwargs, runtime) -> int:
+    """Parameter + buffer elements of cls(**kwargs), built with fake tensors: sizes known, nothing allocated,
+    the random state untouched."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    with torch.random.fork_rng(devices=[]), FakeTensorMode(allow_non_fake_inputs=True):
+        module = cls(**kwargs, **runtime)
+        return sum(t.numel() for t in list(module.parameters()) + list(module.buffers()))
 
 #----------------------------------------------------------------------------
 
