@@ -100,8 +100,12 @@ def cycle():
 def hash_bomb_dict(depth=40) -> bytes:
     """Pickle opcodes of {T: 1}, T = (T', T') nested `depth` deep: a few hundred bytes whose key would take
     2^depth steps to hash (written by hand: building it here would hash it)."""
-    key = b')q\x00' + b'h\x00h\x00\x86q\x00' * depth
-    return b'}q\x01' + key + b'K\x01s'
+    return b'}q\x01' + bomb_key(depth) + b'K\x01s'
+
+
+def bomb_key(depth=40) -> bytes:
+    """Opcodes that leave T (memo 0) on the stack: T = (), then T = (T, T) `depth` times."""
+    return b')q\x000' + b'h\x00h\x00\x86q\x000' * depth + b'h\x00'
 
 
 def nvidia_pkl(path, mapping_kwargs=None, **extra):
@@ -302,6 +306,11 @@ def test_pkl_deflated_zip_storage_is_not_inflated():
 
 def test_pkl_hash_bomb_key():
     refused(lambda: load_bytes(b'\x80\x02' + hash_bomb_dict() + b'.'), 'dict key')
+    key = bomb_key()  # the same key, given to constructors that hash it
+    for ctor in (b'c__builtin__\nset\n', b'c__builtin__\nfrozenset\n'):
+        refused(lambda: load_bytes(b'\x80\x02' + ctor + key + b'\x85\x85R.'), 'set item')
+    for ctor in (b'ccollections\nOrderedDict\n', b'cdnnlib\nEasyDict\n'):
+        refused(lambda: load_bytes(b'\x80\x02' + ctor + key + b'K\x01\x86\x85\x85R.'), 'dict key')
 
 #----------------------------------------------------------------------------
 # Stored run options (train.py --resume): class names from the allow-list, known keys, typed values.

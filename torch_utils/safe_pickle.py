@@ -477,6 +477,27 @@ class RestrictedUnpickler(pickle._Unpickler):
         super().load_setitem()
     dispatch[pickle.SETITEM[0]] = load_setitem
 
+    # Constructors that hash what they are given: the keys / items must be plain first.
+    def _check_call(self, func, args):
+        if func in (set, frozenset, collections.OrderedDict, _easydict()) and args:
+            if not isinstance(args, tuple) or not isinstance(args[0], (list, tuple, dict, set, frozenset)):
+                self._refuse(f'it builds a {getattr(func, "__name__", func)} from a {type(args[0] if isinstance(args, tuple) else args).__name__}')
+            if isinstance(args[0], (list, tuple)):
+                pairs = func not in (set, frozenset)
+                for item in args[0]:
+                    if pairs and not (isinstance(item, (tuple, list)) and len(item) == 2):
+                        self._refuse(f'it builds a {func.__name__} from items that are not pairs')
+                    _check_key(item[0] if pairs else item)
+
+    def load_reduce(self):
+        self._check_call(self.stack[-2], self.stack[-1])
+        super().load_reduce()
+    dispatch[pickle.REDUCE[0]] = load_reduce
+
+    def _instantiate(self, klass, args):
+        self._check_call(klass, tuple(args))
+        super()._instantiate(klass, args)
+
     # SETITEMS, DICT, ADDITEMS and FROZENSET take the items pushed since the last MARK, which the
     # pure-Python unpickler holds as self.stack until it pops the mark.
     def load_setitems(self):
