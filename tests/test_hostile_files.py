@@ -343,3 +343,21 @@ def test_stored_run_options_are_sanitised(mutate, match):
     refused(lambda: allowlist.run_options(options, 'test'), match)
 
 #----------------------------------------------------------------------------
+
+def test_no_file_supplied_name_reaches_construct_by_name(tmp_path, monkeypatch):
+    """dnnlib's by-name lookup only ever sees allow-listed names while files are read, good or hostile."""
+    seen = []
+    real = dnnlib.util.get_obj_by_name
+    monkeypatch.setattr(dnnlib.util, 'get_obj_by_name', lambda name: seen.append(name) or real(name))
+    good = snapshot.module_to_record(small_G())
+    good['init_kwargs']['mapping_kwargs'] = dict(class_name='training.domain_flow.DomainFlowMapping', num_layers=1, i_dim=4)
+    torch.save(dict(format='cggan-snapshot', version=1, G=good), tmp_path / 'good.pt')
+    assert isinstance(load_pt(str(tmp_path / 'good.pt'))['G'], Generator)
+    for name in ('os.system', 'training.training_loop.training_loop', 'logging.basicConfig'):
+        path = pt_file(tmp_path / 'x.pt', lambda r: r['init_kwargs']['mapping_kwargs'].update(class_name=name))
+        refused(lambda: load_pt(path))
+        refused(lambda: load_pt(nvidia_pkl(tmp_path / 'x.pkl', mapping_kwargs=dict(class_name=name))))
+    allowed = {n for names in allowlist.SLOTS.values() for n in names}
+    assert seen and set(seen) <= allowed, set(seen) - allowed
+
+#----------------------------------------------------------------------------

@@ -199,6 +199,7 @@ def _load_from_bytes(b):
             allowlist.check_zip(f, 'a pickled storage')
         except allowlist.RefusedError as e:
             raise UnsafePickleError(str(e)) from None
+        prescan_torch_zip(f, 'a pickled storage')
         return torch.load(f, weights_only=True, map_location='cpu')
     return _load_legacy_storage(f, len(b))
 
