@@ -127,6 +127,17 @@ def test_train_resume_takes_class_names_only_from_the_allow_list(tmp_path, shape
     fails(train.main, ['--outdir', tmp_path / 'runs', '--data', shapes, '--resume', path, '--batch', '8', '--dry-run'], match)
 
 
+@pytest.mark.parametrize('kind', ['pt', 'pkl'])
+def test_train_transfer_from_a_hostile_file_fails_before_the_run_starts(tmp_path, shapes, sentinel, kind):  # noqa: F811
+    from tests.test_hostile_files import nvidia_pkl
+    if kind == 'pt':
+        path = pt_file(tmp_path / 'w.pt', lambda r: r.update(class_name='os.system', init_kwargs=dict(command=f'touch {sentinel[0]}')))
+    else:
+        path = nvidia_pkl(tmp_path / 'w.pkl', mapping_kwargs=dict(class_name='logging.basicConfig', filename=str(sentinel[1]), filemode='w'))
+    fails(train.main, ['--outdir', tmp_path / 'runs', '--data', shapes, '--cfg', 'tiny', '--resume', path], 'class of this code')
+    assert not (tmp_path / 'runs').exists()
+
+
 def test_train_resume_of_another_resolution(tmp_path, shapes):
     path = _stored_run(tmp_path, shapes, lambda o: o['training_set_kwargs'].update(resolution=64))
     fails(train.main, ['--outdir', tmp_path / 'runs', '--data', shapes, '--resume', path, '--batch', '8', '--dry-run'], 'trained on 64 px images')

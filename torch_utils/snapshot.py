@@ -79,8 +79,9 @@ def module_to_record(module: torch.nn.Module) -> dict:
                 state_dict=state, training=bool(module.training))
 
 
-def module_from_record(record: dict, device='cpu', slot: str = 'G', where: str = 'snapshot') -> torch.nn.Module:
-    """Rebuild a module from its record: an allow-listed class of `slot`, then the state dict loaded strictly."""
+def record_spec(record: dict, slot: str = 'G', where: str = 'snapshot') -> dict:
+    """The checked {'class_name', **init_kwargs} of a module record (allow-listed class of `slot`, plain
+    bounded kwargs, a dict of named tensors, a bool training flag); raises SnapshotError."""
     kwargs, state, training = record.get('init_kwargs'), record.get('state_dict'), record.get('training', False)
     if kwargs is None:
         kwargs = {}
@@ -92,12 +93,21 @@ def module_from_record(record: dict, device='cpu', slot: str = 'G', where: str =
         raise SnapshotError(f'{where}: init_kwargs is {allowlist.brief(kwargs)}, not a dict; the file is corrupt.')
     spec = dict(_to_easydict(dict(kwargs)), class_name=record.get('class_name'))
     try:
+        allowlist.check_spec(slot, spec, where)
+    except allowlist.RefusedError as e:
+        raise SnapshotError(str(e)) from None
+    return spec
+
+
+def module_from_record(record: dict, device='cpu', slot: str = 'G', where: str = 'snapshot') -> torch.nn.Module:
+    """Rebuild a module from its record: an allow-listed class of `slot`, then the state dict loaded strictly."""
+    spec = record_spec(record, slot, where)
+    try:
         module = allowlist.construct(slot, spec, where)
     except allowlist.RefusedError as e:
         raise SnapshotError(str(e)) from None
-    class_name = record['class_name']
-    load_state_checked(module, state, class_name)
-    module.train(training)
+    load_state_checked(module, record['state_dict'], spec['class_name'])
+    module.train(record.get('training', False))
     return module.to(device)
 
 
@@ -131,10 +141,13 @@ def _encode(obj, where):
 
 
 def _decode(key, obj, device, rebuild_modules, name):
-    if is_module_record(obj) and rebuild_modules:
+    """Module records become modules (or, without rebuilding, are checked as if they would)."""
+    if is_module_record(obj):
         if key not in MODULE_SLOTS:
             raise SnapshotError(f'{name}: "{key}" holds a network record, which only {", ".join(MODULE_SLOTS)} may; refusing to build it.')
-        return module_from_record(obj, device, MODULE_SLOTS[key], f'{name}: {key}')
+        if rebuild_modules:
+            return module_from_record(obj, device, MODULE_SLOTS[key], f'{name}: {key}')
+        record_spec(obj, MODULE_SLOTS[key], f'{name}: {key}')
     return obj
 
 
