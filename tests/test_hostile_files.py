@@ -286,6 +286,12 @@ def test_pkl_legacy_storage_declaring_more_than_it_holds():
     refused(lambda: load_bytes(data), 'more than its')
 
 
+def test_pkl_legacy_storage_header_hash_bomb():
+    head = pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2) + pickle.dumps(1001, protocol=2)
+    storage = head + b'\x80\x02' + hash_bomb_dict() + b'.'  # the "system info" pickle
+    refused(lambda: load_bytes(fx.fake_dumps(dict(x=tensor_from(storage, (1,), (1,))))), 'dict key')
+
+
 def test_pkl_tensor_view_outside_its_storage():
     data = fx.fake_dumps(dict(x=tensor_from(legacy_storage(4, b'\x00' * 16), (1 << 20,), (1,))))
     refused(lambda: load_bytes(data), 'outside its storage')

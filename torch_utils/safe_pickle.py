@@ -147,26 +147,14 @@ _LEGACY_STORAGE_DTYPES = {
 }
 
 
-class _StorageHeader(pickle.Unpickler):
-    """Reads the small pickles of torch's legacy (non-zip) storage format: plain data, storage type names."""
-
-    def find_class(self, module, name):
-        if module in ('torch', 'torch.storage') and name in _LEGACY_STORAGE_DTYPES:
-            return name
-        raise UnsafePickleError(f'a pickled storage names {module}.{name}, which is not a storage type')
-
-    def persistent_load(self, pid):
-        return ('persistent', pid)
-
-
 def _load_legacy_storage(f, size):
     """One storage in torch's legacy format (what Storage.__reduce__ writes): three header pickles, the
     storage's persistent id, the key list, then per key an int64 element count and the raw bytes. Every
     count is checked against the bytes present before anything is allocated."""
     for _ in range(3):  # magic number, protocol version, system info
-        _StorageHeader(f).load()
-    main = _StorageHeader(f).load()
-    keys = _StorageHeader(f).load()
+        _StorageHeader(f, 'a pickled storage').load()
+    main = _StorageHeader(f, 'a pickled storage').load()
+    keys = _StorageHeader(f, 'a pickled storage').load()
     if not (isinstance(main, tuple) and len(main) == 2 and main[0] == 'persistent'):
         raise UnsafePickleError('a pickled storage is not a single storage')
     pid = main[1]
@@ -556,6 +544,18 @@ class RestrictedUnpickler(pickle._Unpickler):
         raise UnsafePickleError(f'refusing to load {self.source}: it uses persistent ids ({type(pid).__name__}), which network pickles never do.')
 
 #----------------------------------------------------------------------------
+
+class _StorageHeader(RestrictedUnpickler):
+    """Reads the small pickles of torch's legacy (non-zip) storage format: plain data, storage type names."""
+
+    def find_class(self, module, name):
+        if module in ('torch', 'torch.storage') and name in _LEGACY_STORAGE_DTYPES:
+            return name
+        raise UnsafePickleError(f'a pickled storage names {module[:60]}.{name[:60]}, which is not a storage type')
+
+    def persistent_load(self, pid):
+        return ('persistent', pid)
+
 
 class _StoragePlaceholder:
     __slots__ = ('nbytes', 'element')
