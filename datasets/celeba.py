@@ -123,10 +123,16 @@ def open_celeba(source: str, domains=None, split: str = 'all', max_images=None, 
     if not os.path.isdir(image_dir):
         raise DatasetError(f'CelebA images folder "{image_dir}" is missing; unpack img_align_celeba.zip there.')
     present = set(os.listdir(image_dir))
+    tree = os.path.realpath(source)
     for i in keep:
         if files[i] not in present:
             raise DatasetError(f'Image "{files[i]}" listed in {ATTR_FILE} is missing from "{image_dir}"; '
                                'restore it or remove its line.')
+        path = os.path.join(image_dir, files[i])
+        if os.path.islink(path) or os.path.islink(image_dir):
+            target = os.path.realpath(path)
+            if not target.startswith(tree + os.sep):
+                raise DatasetError(f'"{path}" is a link to "{target}", outside the source tree; copy the file into --source instead.')
 
     def items():
         for i in keep:

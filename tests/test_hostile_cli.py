@@ -255,6 +255,28 @@ def test_dataset_tool_symlink_loop_and_links_out_of_the_tree(tmp_path):
     fails(dataset_tool.main, ['--source', tmp_path / 'src', '--dest', tmp_path / 'p.zip'], 'outside the source tree')
 
 
+def test_dataset_tool_removes_what_a_killed_run_left_and_nothing_else(tmp_path):
+    _images(tmp_path / 'src')
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / '.d.zip.999999999-abcdefgh.tmp').write_bytes(b'half a zip')
+    (out / '.d.999999999-abcdefgh.tmp' / '00000').mkdir(parents=True)
+    (out / '.d.999999999-abcdefgh.tmp' / '00000' / 'img00000000.png').write_bytes(b'x')
+    (out / '.keep.tmp').write_text('mine')
+    (out / 'notes.999999999-abcdefgh.txt').write_text('mine')
+    result = CliRunner().invoke(dataset_tool.main, ['--source', str(tmp_path / 'src'), '--dest', str(out / 'd.zip')])
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(out)) == ['.keep.tmp', 'd.zip', 'notes.999999999-abcdefgh.txt']
+
+
+def test_dataset_tool_celeba_image_linked_from_outside(tmp_path):
+    _celeba(tmp_path / 'c', ['0.png', '1.png'], [['1'] * 40, ['-1'] * 40])
+    _images(tmp_path / 'elsewhere', 1)
+    os.remove(tmp_path / 'c' / 'img_align_celeba' / '1.png')
+    os.symlink(tmp_path / 'elsewhere' / '0.png', tmp_path / 'c' / 'img_align_celeba' / '1.png')
+    fails(dataset_tool.main, ['--source', tmp_path / 'c', '--dest', tmp_path / 'c.zip', '--domains', 'Male'], 'outside the source tree')
+
+
 def _celeba(root, names, rows):
     from tests.test_dataset_tool import CELEBA_ATTRS
     os.makedirs(root / 'img_align_celeba')
