@@ -200,12 +200,6 @@ def run_cg_mode(G, data, mode, seeds, domain, truncation_psi, noise_mode, outdir
 
 #----------------------------------------------------------------------------
 
-def _finite_option(ctx, param, value):
-    if value is not None and not np.isfinite(value):
-        raise click.BadParameter(f'{value} is not a finite number; give e.g. 0.7.')
-    return value
-
-
 def _seeds_option(ctx, param, value):
     if value is None:
         return None
@@ -218,7 +212,7 @@ def _seeds_option(ctx, param, value):
 @click.command()
 @click.option('--network', 'network',       help='Network snapshot: path or URL (.pkl or .pt)', metavar='PATH', required=True)
 @click.option('--seeds',                     help='Random seeds, e.g. 0-7,12', metavar='LIST', callback=_seeds_option)
-@click.option('--trunc', 'truncation_psi',   help='Truncation psi [default: 1, 0.7 for CG-GAN grids]', type=float, callback=_finite_option)
+@click.option('--trunc', 'truncation_psi',   help='Truncation psi [default: 1, 0.7 for CG-GAN grids]', type=float)
 @click.option('--domain', '--class', 'domain', help='Domain (class) label: index or name', metavar='INT|NAME')
 @click.option('--noise-mode',                help='Noise mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
 @click.option('--outdir',                    help='Where to save the output images', metavar='DIR')
@@ -240,6 +234,7 @@ def main(network, seeds, truncation_psi, domain, noise_mode, outdir, grid, batch
     python generate.py --outdir=out --seeds=0-7 --network=network-snapshot-000400.pt
     python generate.py --outdir=out --seeds=0-35 --domain=1 --trunc=0.7 --grid --network=afhq.pkl
     """
+    dnnlib.util.check_finite_options()
     try:
         modes = [name for name, on in [('--swap-grid', swap_grid), ('--swap-style', swap_style),
                  ('--traverse', traverse_dim is not None), ('--list-active', list_active)] if on]

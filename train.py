@@ -272,9 +272,10 @@ def resolve_resume(resume, outdir, c, requested_model=None):
     if resume.endswith('.pt'):
         if not os.path.isfile(resume):
             raise UserError(f'--resume file "{resume}" does not exist; check the path.')
-        from torch_utils.snapshot import load_snapshot, SnapshotError
+        from torch_utils.snapshot import check_records, load_snapshot, SnapshotError
         try:
             saved = load_snapshot(resume, rebuild_modules=False)
+            check_records(saved, resume)  # a hostile network record fails here, before any run folder exists
         except SnapshotError as e:
             raise UserError(f'Cannot resume from "{resume}": {e}') from None
         if saved.get('options') is None or 'cur_nimg' not in saved:
@@ -383,6 +384,7 @@ def main(**kwargs):
     python train.py --outdir=runs --data=afhq-256.zip --resume=latest
     python train.py --outdir=runs --data=afhq-256.zip --model=cg-gan --resume=istylegan-afhq.pkl
     """
+    dnnlib.util.check_finite_options()
     opts = dnnlib.EasyDict(kwargs)
     dry_run = opts.pop('dry_run')
     try:

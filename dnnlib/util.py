@@ -137,6 +137,19 @@ def remove_stale_temp_files(folder: str, depth: int = 0) -> list:
 
 #----------------------------------------------------------------------------
 
+def check_finite_options():
+    """In a click command: a usage error (exit 2) for any float option that is NaN or infinite, which
+    click's FloatRange lets through (nan compares false with every bound)."""
+    import math
+    import click
+    ctx = click.get_current_context()
+    for name, value in ctx.params.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise click.BadParameter(f'{value} is not a finite number.', ctx=ctx, param_hint=f'--{name.replace("_", "-")}')
+
+#----------------------------------------------------------------------------
+
 def format_time(seconds: float) -> str:
     """NVIDIA's human-readable duration: 42s, 3m 07s, 2h 05m 09s."""
     s = int(round(seconds))

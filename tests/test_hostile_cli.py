@@ -149,6 +149,11 @@ def test_train_resume_accepts_its_own_options(tmp_path, shapes):
     assert result.exit_code == 0 and 'Dry run' in result.output, result.output
 
 
+@pytest.mark.parametrize('option', ['--gamma=nan', '--glr=inf', '--kimg=nan', '--target=nan'])
+def test_train_non_finite_numbers(tmp_path, shapes, option):
+    fails(train.main, ['--outdir', tmp_path / 'runs', '--data', shapes, '--cfg', 'tiny', option, '--dry-run'], 'not a finite number', 2)
+
+
 def test_train_outdir_that_is_a_file(tmp_path, shapes):
     (tmp_path / 'file').write_text('x')
     fails(train.main, ['--outdir', tmp_path / 'file', '--data', shapes, '--cfg', 'tiny', '--dry-run'], 'is a file')

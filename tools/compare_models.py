@@ -384,6 +384,7 @@ def _model_kind(G, name):
 def main(data, outdir, models, kimg, seed, network, parallel, num_latents, tau, swap_samples, bench, threads):
     """Train (or load) StyleGAN2-ADA, i-StyleGAN and CG-GAN and compare their Jacobian sparsity,
     active style dims, swap metrics and speed; writes results.json and results.md."""
+    dnnlib.util.check_finite_options()
     torch.set_num_threads(threads)
     try:
         if network:

@@ -141,14 +141,21 @@ def _encode(obj, where):
 
 
 def _decode(key, obj, device, rebuild_modules, name):
-    """Module records become modules (or, without rebuilding, are checked as if they would)."""
-    if is_module_record(obj):
+    if is_module_record(obj) and rebuild_modules:
         if key not in MODULE_SLOTS:
             raise SnapshotError(f'{name}: "{key}" holds a network record, which only {", ".join(MODULE_SLOTS)} may; refusing to build it.')
-        if rebuild_modules:
-            return module_from_record(obj, device, MODULE_SLOTS[key], f'{name}: {key}')
-        record_spec(obj, MODULE_SLOTS[key], f'{name}: {key}')
+        return module_from_record(obj, device, MODULE_SLOTS[key], f'{name}: {key}')
     return obj
+
+
+def check_records(data: dict, name: str):
+    """For data read with rebuild_modules=False: every module record is one that would be built (its key,
+    allow-listed class, kwargs, state), so a later rebuild cannot fail on the file; raises SnapshotError."""
+    for key, obj in data.items():
+        if is_module_record(obj):
+            if key not in MODULE_SLOTS:
+                raise SnapshotError(f'{name}: "{key}" holds a network record, which only {", ".join(MODULE_SLOTS)} may; refusing to build it.')
+            record_spec(obj, MODULE_SLOTS[key], f'{name}: {key}')
 
 
 def save_snapshot(path: str, data: dict):
