@@ -341,6 +341,7 @@ def _options():
     (lambda o: o.update(total_kimg=float('inf')), 'finite'),
     (lambda o: o.update(metrics=shared_bomb(30)), 'more than'),
     (lambda o: o.pop('G_kwargs'), 'lack G_kwargs'),
+    (lambda o: o['G_kwargs'].update(mapping_kwargs=5), 'not a dict of settings'),
 ])
 def test_stored_run_options_are_sanitised(mutate, match):
     options = _options()

@@ -148,6 +148,8 @@ def check_kwargs(kwargs, where: str, class_name: str) -> dict:
                                            f'(allowed: {", ".join(SLOTS[top])}); refusing to build it.')
                     continue
                 _check_value(key, value, here)
+                if not at and key in nested and not isinstance(value, dict):
+                    raise RefusedError(f'{where}: "{here}" is {brief(value)}, not a dict of settings.')
                 visit(value, here, nested.get(key) if not at else None)
         elif isinstance(x, (list, tuple)):
             for i, value in enumerate(x):
@@ -262,6 +264,8 @@ def run_options(stored, where: str) -> dict:
                 out[key] = None
                 continue
             class_name, kwargs = check_spec(slot, value, f'{where}: {key}')
+            if key == 'G_kwargs':
+                value = dict(value, mapping_kwargs=value.get('mapping_kwargs', {}))  # what model_of() reads
             taken = sorted(set(kwargs) & set(reserved))
             if taken:
                 raise RefusedError(f'{where}: {key} sets {", ".join(taken)}, which the training loop sets itself; refusing it.')
