@@ -77,16 +77,21 @@ def atomic_write(path: str, mode: str = 'wb', durable: bool = False):
 
 #----------------------------------------------------------------------------
 
-# Our temp names: ".<name>.<pid>-<8 mkstemp characters>.tmp" (atomic_write, the dataset writer). Older
-# versions wrote ".network-snapshot-NNNNNN.pt.<8>.tmp", "<name>.png.tmp<pid>.png" and "<name>.tmp<pid>".
-TEMP_NAME_RE = re.compile(r'^\..+\.(?P<pid>\d+)-[a-z0-9_]{8}\.tmp$')
-LEGACY_TEMP_NAME_RES = (re.compile(r'^\.network-snapshot-\d{6}\.pt\.[a-z0-9_]{8}\.tmp$'),
-                        re.compile(r'^.+\.png\.tmp(?P<pid>\d+)\.png$'), re.compile(r'^.+\.json\.tmp(?P<pid>\d+)$'))
+# Our temp names: ".<name>.cggan-<pid>-<8 mkstemp characters>.tmp" (atomic_write, the dataset writer). Older
+# versions wrote ".network-snapshot-NNNNNN.pt.<8>.tmp", ".seedNNNN.png.<8>.tmp" (and other generate.py
+# images), "fakesNNNNNN.png.tmp<pid>.png" (and reals, fakes_init) and "training_options.json.tmp<pid>".
+TEMP_NAME_RE = re.compile(r'^\..+\.cggan-(?P<pid>\d+)-[a-z0-9_]{8}\.tmp$')
+LEGACY_TEMP_NAME_RES = (
+    re.compile(r'^\.network-snapshot-\d{6}\.pt\.[a-z0-9_]{8}\.tmp$'),
+    re.compile(r'^\.(seed\d{4,}|grid|swap-grid|swap-style-.+|traverse-dim\d+)\.png\.[a-z0-9_]{8}\.tmp$'),
+    re.compile(r'^(fakes\d{6}|fakes_init|reals)\.png\.tmp(?P<pid>\d+)\.png$'),
+    re.compile(r'^training_options\.json\.tmp(?P<pid>\d+)$'),
+)
 
 
 def temp_prefix(path: str) -> str:
     """mkstemp/mkdtemp prefix of a temp file for `path` (suffix '.tmp'): hidden, names the writer's pid."""
-    return f'.{os.path.basename(path)}.{os.getpid()}-'
+    return f'.{os.path.basename(path)}.cggan-{os.getpid()}-'
 
 
 def _pid_running(pid: int) -> bool:

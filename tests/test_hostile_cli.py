@@ -104,7 +104,7 @@ def test_killed_generate_leaves_no_visible_temp_images(tmp_path):
     path = pt_file(tmp_path / 'g.pt')
     out = tmp_path / 'out'
     out.mkdir()
-    stale = out / '.seed0000.png.999999999-abcdefgh.tmp'  # pid far above pid_max: its writer is gone
+    stale = out / '.seed0000.png.cggan-999999999-abcdefgh.tmp'  # pid far above pid_max: its writer is gone
     stale.write_bytes(b'half')
     mine = out / 'notes.tmp'
     mine.write_text('user file')
@@ -163,9 +163,9 @@ def test_train_desc_stays_inside_outdir_and_stale_temp_files_go(tmp_path, shapes
     runs = tmp_path / 'runs'
     (runs / '00000-old').mkdir(parents=True)
     stale = [runs / '00000-old' / '.network-snapshot-000040.pt.k2j3h4g5.tmp', runs / '00000-old' / 'fakes000040.png.tmp999999999.png',
-             runs / '00000-old' / '.network-snapshot-000080.pt.999999999-abcdefgh.tmp']
+             runs / '00000-old' / '.network-snapshot-000080.pt.cggan-999999999-abcdefgh.tmp']
     keep = [runs / '00000-old' / 'network-snapshot-000040.pt', runs / '00000-old' / '.notes.tmp',
-            runs / '00000-old' / f'.network-snapshot-000120.pt.{os.getpid()}-abcdefgh.tmp']  # a live writer's
+            runs / '00000-old' / f'.network-snapshot-000120.pt.cggan-{os.getpid()}-abcdefgh.tmp']  # a live writer's
     for p in stale + keep:
         p.write_bytes(b'x')
     result = CliRunner().invoke(train.main, ['--outdir', str(runs), '--data', shapes, '--cfg', 'tiny', '--desc', '/../../x', '--dry-run'])
@@ -264,14 +264,15 @@ def test_dataset_tool_removes_what_a_killed_run_left_and_nothing_else(tmp_path):
     _images(tmp_path / 'src')
     out = tmp_path / 'out'
     out.mkdir()
-    (out / '.d.zip.999999999-abcdefgh.tmp').write_bytes(b'half a zip')
-    (out / '.d.999999999-abcdefgh.tmp' / '00000').mkdir(parents=True)
-    (out / '.d.999999999-abcdefgh.tmp' / '00000' / 'img00000000.png').write_bytes(b'x')
+    (out / '.d.zip.cggan-999999999-abcdefgh.tmp').write_bytes(b'half a zip')
+    (out / '.d.cggan-999999999-abcdefgh.tmp' / '00000').mkdir(parents=True)
+    (out / '.d.cggan-999999999-abcdefgh.tmp' / '00000' / 'img00000000.png').write_bytes(b'x')
     (out / '.keep.tmp').write_text('mine')
+    (out / '.backup.2024-abcdefgh.tmp').write_text('mine')
     (out / 'notes.999999999-abcdefgh.txt').write_text('mine')
     result = CliRunner().invoke(dataset_tool.main, ['--source', str(tmp_path / 'src'), '--dest', str(out / 'd.zip')])
     assert result.exit_code == 0, result.output
-    assert sorted(os.listdir(out)) == ['.keep.tmp', 'd.zip', 'notes.999999999-abcdefgh.txt']
+    assert sorted(os.listdir(out)) == ['.backup.2024-abcdefgh.tmp', '.keep.tmp', 'd.zip', 'notes.999999999-abcdefgh.txt']
 
 
 def test_dataset_tool_celeba_image_linked_from_outside(tmp_path):
