@@ -79,8 +79,11 @@ def dataset_kwargs_for(data, data_class, G, training_set_kwargs, network):
             allowlist.check_spec('dataset', kwargs, f'{network}: training_set_kwargs')
         except allowlist.RefusedError as e:
             raise UserError(str(e)) from None
-        if not os.path.exists(str(kwargs.get('path', ''))):
+        path = str(kwargs.get('path', ''))
+        if not os.path.exists(path):
             raise UserError(f'{network} was trained on {kwargs.get("path")}, which is not here; pass --data=PATH.')
+        if not (os.path.isfile(path) and path.lower().endswith('.zip')) and not os.path.isfile(os.path.join(path, 'dataset.json')):
+            raise UserError(f'{network} names {path} as its data set, which is neither a .zip nor a folder with dataset.json; pass --data=PATH.')
     else:
         raise UserError(f'{network} does not say which dataset it was trained on; pass --data=PATH.')
     kwargs.resolution = G.img_resolution

@@ -315,3 +315,23 @@ def test_train_zip_bomb_image_is_not_inflated(tmp_path, shapes):
     fails(train.main, ['--outdir', tmp_path / 'runs', '--data', tmp_path / 'bomb.zip', '--cfg', 'tiny', '--dry-run'], 'more than the limit')
 
 #----------------------------------------------------------------------------
+
+def test_dataset_tool_mnist_gzip_bomb_stops_at_the_limit(tmp_path, monkeypatch):
+    import gzip
+    from datasets import mnist
+    monkeypatch.setattr(mnist, 'MAX_IDX_BYTES', 4096)  # the real limit is 1 GiB; the mechanism is the same
+    (tmp_path / 'm').mkdir()
+    with gzip.open(tmp_path / 'm' / 'train-images-idx3-ubyte.gz', 'wb') as f:
+        f.write(bytes([0, 0, 8, 3]) + (1000).to_bytes(4, 'big') + (28).to_bytes(4, 'big') * 2 + bytes(28 * 28 * 1000))
+    with gzip.open(tmp_path / 'm' / 'train-labels-idx1-ubyte.gz', 'wb') as f:
+        f.write(bytes([0, 0, 8, 1]) + (1000).to_bytes(4, 'big') + bytes(1000))
+    fails(dataset_tool.main, ['--source', tmp_path / 'm', '--dest', tmp_path / 'm.zip'], 'more than 4096 bytes')
+
+
+def test_calc_metrics_without_data_refuses_a_stored_path_that_is_no_data_set(tmp_path):
+    from tests.test_hostile_files import small_G
+    path = tmp_path / 'g.pt'
+    snapshot.save_snapshot(str(path), dict(G_ema=small_G(), training_set_kwargs=dict(class_name='training.dataset.ImageFolderDataset', path='/')))
+    fails(calc_metrics.main, [f'--network={path}', '--features=random-conv', '--gpus=0', '--metrics=fid1k_full'], 'neither a .zip')
+
+#----------------------------------------------------------------------------
