@@ -305,10 +305,8 @@ def markdown_table(results):
 
 
 def write_atomic(path, text):
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
+    with dnnlib.util.atomic_write(path, 'w') as f:  # our temp naming: a killed run's leftover is recognised
         f.write(text)
-    os.replace(tmp, path)
 
 #----------------------------------------------------------------------------
 
