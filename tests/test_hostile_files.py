@@ -276,6 +276,7 @@ def test_pkl_build_on_instances_keeps_methods(state):
     (b'\x80\x02cnumpy\nndarray\n\x8a\x06\x00\x00\x00\x00\x00\x01\x85R.', 'numpy.ndarray((2**40,))'),
     (b'\x80\x02c__builtin__\nbytearray\n\x8a\x06\x00\x00\x00\x00\x00\x01\x85R.', 'bytearray(2**40)'),
     (b'\x80\x02B\x00\x00\x00\x40abc.', 'a 1 GiB length field in a tiny file'),
+    (b'\x80\x05\x96\x00\x00\x00\x00\x00\x01\x00\x00abc.', 'BYTEARRAY8 of 2**40 bytes'),
 ])
 def test_pkl_allocations_and_class_state_are_refused(data, what):
     refused(lambda: load_bytes(data))

@@ -433,8 +433,19 @@ class RestrictedUnpickler(pickle._Unpickler):
     dispatch = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, file, source: str = None):
-        super().__init__(_ClampedReader(file) if file.seekable() else file)
+        reader = _ClampedReader(file) if file.seekable() else file
+        super().__init__(reader)
         self.source = source or getattr(file, 'name', None) or '<stream>'
+        self.size = reader.end if isinstance(reader, _ClampedReader) else 0
+
+    def load_bytearray8(self):  # the one opcode that allocates its length before reading
+        (length,) = struct.unpack('<Q', self.read(8))
+        if length > self.size:
+            self._refuse(f'it declares a bytearray of {length} bytes in a file of {self.size}')
+        b = bytearray(length)
+        self.readinto(b)
+        self.append(b)
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
 
     def _refuse(self, what):
         raise UnsafePickleError(f'refusing to load {self.source}: {what}, which network pickles never do.')
