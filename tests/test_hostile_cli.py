@@ -335,3 +335,11 @@ def test_calc_metrics_without_data_refuses_a_stored_path_that_is_no_data_set(tmp
     fails(calc_metrics.main, [f'--network={path}', '--features=random-conv', '--gpus=0', '--metrics=fid1k_full'], 'neither a .zip')
 
 #----------------------------------------------------------------------------
+
+def test_train_resume_latest_ignores_symlink_loops(tmp_path, shapes):
+    runs = tmp_path / 'runs'
+    (runs / '00000-a').mkdir(parents=True)
+    os.symlink(runs, runs / '00000-a' / 'loop')
+    fails(train.main, ['--outdir', runs, '--data', shapes, '--cfg', 'tiny', '--resume', 'latest', '--dry-run'], 'found no network-snapshot')
+
+#----------------------------------------------------------------------------

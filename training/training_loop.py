@@ -6,7 +6,6 @@ slice of a seeded per-epoch permutation. Hence 1 rank x 2 rounds computes the sa
 round, and a resumed run continues exactly where the snapshot left it (on the same device type).
 """
 import copy
-import glob
 import json
 import os
 import re
@@ -66,8 +65,12 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
 #----------------------------------------------------------------------------
 
 def find_snapshots(folder):
-    """Complete snapshots under `folder` (recursively), oldest first by (mtime, kimg)."""
-    paths = [p for p in glob.glob(os.path.join(folder, '**', 'network-snapshot-*.pt'), recursive=True) if SNAPSHOT_RE.search(p)]
+    """Complete snapshots under `folder` (recursively, hidden folders and symlinked folders skipped: no
+    loops), oldest first by (mtime, kimg)."""
+    paths = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith('.')]
+        paths += [os.path.join(dirpath, f) for f in filenames if SNAPSHOT_RE.fullmatch(f)]
     return sorted(paths, key=lambda p: (os.path.getmtime(p), int(SNAPSHOT_RE.search(p).group(1)), p))
 
 
