@@ -18,6 +18,8 @@ import math
 
 import torch
 
+from torch_utils.ops import bias_act
+
 #----------------------------------------------------------------------------
 
 class RefusedError(ValueError):
@@ -59,6 +61,13 @@ INT_LIMITS = {
     'num_fp16_res': (0, 16), 'mbstd_group_size': (0, 1024), 'mbstd_num_channels': (0, 64),
     'num_columns': (1, 4096), 'max_size': (0, 1 << 40),
 }
+
+# Strings that select behaviour, wherever they occur in kwargs: the values this code knows.
+STR_CHOICES = {
+    'architecture': ('orig', 'skip', 'resnet'), 'cond_mode': ('flow', 'mlp', 'concat'), 'estimator': ('fd', 'jvp'),
+    'activation': tuple(sorted(bias_act.activation_funcs)),
+}
+MAX_LIST = 64  # items of one list in kwargs (filters, betas, bands: a handful)
 
 _SCALARS = (type(None), bool, int, float, str)
 
@@ -152,10 +161,14 @@ def check_kwargs(kwargs, where: str, class_name: str) -> dict:
                     raise RefusedError(f'{where}: "{here}" is {brief(value)}, not a dict of settings.')
                 visit(value, here, nested.get(key) if not at else None)
         elif isinstance(x, (list, tuple)):
+            if len(x) > MAX_LIST:
+                raise RefusedError(f'{where}: "{at}" is a list of {len(x)} items, over the limit of {MAX_LIST}.')
             for i, value in enumerate(x):
                 visit(value, f'{at}[{i}]', None)
 
     def _check_value(key, value, here):
+        if key in STR_CHOICES and value not in STR_CHOICES[key]:
+            raise RefusedError(f'{where}: "{here}" is {brief(value)}; it must be one of {", ".join(STR_CHOICES[key])}.')
         if isinstance(value, str) and len(value) > MAX_STR:
             raise RefusedError(f'{where}: "{here}" is a string of {len(value)} characters, over the limit of {MAX_STR}.')
         if isinstance(value, float) and not math.isfinite(value):
