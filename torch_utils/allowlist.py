@@ -59,7 +59,7 @@ INT_LIMITS = {
     'layer_features': _WIDTH, 'embed_features': _WIDTH, 'cmap_dim': _WIDTH, 'channel_max': (1, 4096),
     'channel_base': (1, 1 << 17), 'num_layers': (0, 64), 'flow_blocks': (0, 64), 'flow_dim': (1, 4096),
     'num_fp16_res': (0, 16), 'mbstd_group_size': (0, 1024), 'mbstd_num_channels': (0, 64),
-    'num_columns': (1, 4096), 'max_size': (0, 1 << 40),
+    'num_columns': (1, 4096), 'max_size': (0, 1 << 40), 'pl_batch_shrink': (1, 1024), 'sparse_interval': (1, 1 << 20),
 }
 
 # Strings that select behaviour, wherever they occur in kwargs: the values this code knows.
@@ -250,6 +250,12 @@ OPTION_VALUES = {
     'network_snapshot_ticks': _OPT_INT, 'cudnn_benchmark': _BOOL, 'allow_tf32': _BOOL, 'use_cuda': _BOOL,
     'fast': (str,), 'metrics': (list,), 'data_loader_kwargs': (dict,),
 }
+OPTION_RANGES = {  # numbers a division, a modulo or a loop bound uses
+    'random_seed': (0, (1 << 63) - 1), 'num_gpus': (1, 4096), 'batch_size': (1, 1 << 16), 'batch_gpu': (1, 1 << 16),
+    'G_reg_interval': (1, 1 << 20), 'D_reg_interval': (1, 1 << 20), 'ada_interval': (1, 1 << 20), 'ada_kimg': (1e-6, 1e9),
+    'image_snapshot_ticks': (1, 1 << 30), 'network_snapshot_ticks': (1, 1 << 30), 'kimg_per_tick': (1e-6, 1e9),
+    'total_kimg': (0, 1e9), 'ema_kimg': (0, 1e9), 'augment_p': (0, 1), 'ada_target': (0, 1),
+}
 IGNORED_OPTIONS = ('options', 'run_dir', 'resume_snapshot', 'resume_pkl', 'rank', 'device')
 REQUIRED_OPTIONS = ('training_set_kwargs', 'G_kwargs', 'D_kwargs', 'G_opt_kwargs', 'D_opt_kwargs', 'loss_kwargs', 'batch_size')
 
@@ -290,6 +296,10 @@ def run_options(stored, where: str) -> dict:
                 check_kwargs(value if isinstance(value, dict) else {'items': value}, f'{where}: {key}', key)
             if isinstance(value, float) and not math.isfinite(value):
                 raise RefusedError(f'{where}: "{key}" is {value}; give a finite number.')
+            if key in OPTION_RANGES and isinstance(value, (int, float)) and not isinstance(value, bool):
+                lo, hi = OPTION_RANGES[key]
+                if not lo <= value <= hi:
+                    raise RefusedError(f'{where}: "{key}" is {brief(value)}; it must lie in {lo:g}..{hi:g}.')
         else:
             raise RefusedError(f'{where}: the stored run options hold an unknown key {brief(key)}; refusing to pass it to the training loop.')
         out[key] = json.loads(json.dumps(value), object_hook=dnnlib.EasyDict)
