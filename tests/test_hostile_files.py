@@ -285,6 +285,11 @@ def test_pkl_allocations_and_class_state_are_refused(data, what):
     refused(lambda: load_bytes(data))
 
 
+def test_pkl_opcode_count_is_bounded(monkeypatch):
+    monkeypatch.setattr(safe_pickle, 'MAX_OPS', 1000)  # the real bound is 5M opcodes; the mechanism is the same
+    refused(lambda: load_bytes(b'\x80\x02' + b'N0' * 2000 + b'N.'), 'more than 1000 opcodes')
+
+
 def test_pkl_legacy_storage_declaring_more_than_it_holds():
     data = fx.fake_dumps(dict(x=tensor_from(legacy_storage(1 << 40, b'\x00' * 16), (4,), (1,))))
     refused(lambda: load_bytes(data), 'more than its')

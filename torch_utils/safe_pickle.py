@@ -32,6 +32,7 @@ class UnsafePickleError(pickle.UnpicklingError):
 
 MAX_TENSOR_NUMEL = 1 << 28   # same limit as torch_utils/allowlist.py
 MAX_KIND = 200               # characters kept of an inert placeholder's description
+MAX_OPS = 5_000_000          # opcodes of one pickle (a 1024^2 NVIDIA snapshot has well under 10^5)
 
 #----------------------------------------------------------------------------
 # Records: what persistent objects and by-reference modules become.
@@ -426,6 +427,16 @@ def _check_key(key):
     raise UnsafePickleError(f'a dict key or set item is a {type(key).__name__}, which network pickles never use')
 
 
+def _counted(op):
+    """An opcode handler that first counts itself against MAX_OPS."""
+    def run(self):
+        self.ops += 1
+        if self.ops > MAX_OPS:
+            self._refuse(f'it has more than {MAX_OPS} opcodes')
+        op(self)
+    return run
+
+
 class RestrictedUnpickler(pickle._Unpickler):
     """Pure-Python unpickler whose globals come only from the allow-list above and whose BUILD, dict and
     set opcodes accept only what network pickles hold."""
@@ -437,6 +448,7 @@ class RestrictedUnpickler(pickle._Unpickler):
         super().__init__(reader)
         self.source = source or getattr(file, 'name', None) or '<stream>'
         self.size = reader.end if isinstance(reader, _ClampedReader) else 0
+        self.ops = 0
 
     def load_bytearray8(self):  # the one opcode that allocates its length before reading
         (length,) = struct.unpack('<Q', self.read(8))
@@ -553,6 +565,8 @@ class RestrictedUnpickler(pickle._Unpickler):
 
     def persistent_load(self, pid):
         raise UnsafePickleError(f'refusing to load {self.source}: it uses persistent ids ({type(pid).__name__}), which network pickles never do.')
+
+    dispatch = {code: _counted(op) for code, op in dispatch.items()}  # a bound on time, whatever the opcodes
 
 #----------------------------------------------------------------------------
 
