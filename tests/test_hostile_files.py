@@ -349,6 +349,8 @@ def _options():
     (lambda o: o.update(batch_size='8'), 'batch_size'),
     (lambda o: o.update(total_kimg=float('inf')), 'finite'),
     (lambda o: o.update(G_reg_interval=0), 'must lie in'),
+    (lambda o: o['loss_kwargs'].update(r1_gama=1), "takes no argument 'r1_gama'"),
+    (lambda o: o['training_set_kwargs'].update(raw_shape=[1, 2]), "takes no argument 'raw_shape'"),
     (lambda o: o.update(batch_size=-8), 'must lie in'),
     (lambda o: o['loss_kwargs'].update(pl_batch_shrink=0), 'pl_batch_shrink'),
     (lambda o: o.update(metrics=shared_bomb(30)), 'more than'),

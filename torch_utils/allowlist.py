@@ -202,6 +202,24 @@ def get_class(slot: str, class_name: str):
     return getattr(importlib.import_module(module), name)
 
 
+# Classes whose **kwargs take more settings (passed on to the synthesis blocks); any other class's
+# **kwargs only forward what it names itself (ImageFolderDataset -> Dataset), so its named parameters are all.
+KWARGS_PASS_THROUGH = ('training.networks.Generator', 'training.networks.SynthesisNetwork')
+
+
+def check_keys(cls, kwargs: dict, where: str, class_name: str):
+    """Every key names a parameter of cls (unless its **kwargs take more): a stored typo or an extra key is
+    one sentence here, not a TypeError later."""
+    import inspect
+    if class_name in KWARGS_PASS_THROUGH:
+        return
+    params = [name for name, p in inspect.signature(cls.__init__).parameters.items()
+              if name != 'self' and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)]
+    unknown = sorted(k for k in kwargs if k not in params)
+    if unknown:
+        raise RefusedError(f'{where}: {class_name} takes no argument {", ".join(brief(k) for k in unknown[:3])}; refusing the stored settings.')
+
+
 def construct(slot: str, spec, where: str, **runtime):
     """Build `spec` ({'class_name', **kwargs} from a file) for `slot`, plus `runtime` kwargs from the code.
     Any failure of the constructor on the file's values is one sentence (RefusedError)."""
@@ -210,6 +228,7 @@ def construct(slot: str, spec, where: str, **runtime):
     if clash:
         raise RefusedError(f'{where}: the stored {class_name} arguments set {", ".join(clash)}, which the code sets; refusing them.')
     cls = get_class(slot, class_name)
+    check_keys(cls, kwargs, where, class_name)
     try:
         if isinstance(cls, type) and issubclass(cls, torch.nn.Module):
             numel = _fake_numel(cls, kwargs, runtime)
@@ -283,6 +302,7 @@ def run_options(stored, where: str) -> dict:
                 out[key] = None
                 continue
             class_name, kwargs = check_spec(slot, value, f'{where}: {key}')
+            check_keys(get_class(slot, class_name), kwargs, f'{where}: {key}', class_name)
             if key == 'G_kwargs':
                 value = dict(value, mapping_kwargs=value.get('mapping_kwargs', {}))  # what model_of() reads
             taken = sorted(set(kwargs) & set(reserved))
