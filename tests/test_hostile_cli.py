@@ -138,6 +138,12 @@ def test_train_transfer_from_a_hostile_file_fails_before_the_run_starts(tmp_path
     assert not (tmp_path / 'runs').exists()
 
 
+def test_train_resume_with_nested_settings_this_code_does_not_take(tmp_path, shapes):
+    path = _stored_run(tmp_path, shapes, lambda o: o['D_kwargs'].setdefault('block_kwargs', {}).update(bogus=1))
+    fails(train.main, ['--outdir', tmp_path / 'runs', '--data', shapes, '--resume', path, '--batch', '8', '--metrics', 'none'],
+          'do not fit this code')
+
+
 def test_train_resume_of_another_resolution(tmp_path, shapes):
     path = _stored_run(tmp_path, shapes, lambda o: o['training_set_kwargs'].update(resolution=64))
     fails(train.main, ['--outdir', tmp_path / 'runs', '--data', shapes, '--resume', path, '--batch', '8', '--dry-run'], 'trained on 64 px images')

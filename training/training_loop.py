@@ -229,8 +229,14 @@ def training_loop(
 
     # Networks.
     common_kwargs = dict(c_dim=training_set.label_dim, img_resolution=training_set.resolution, img_channels=training_set.num_channels)
-    G = dnnlib.util.construct_class_by_name(**G_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
-    D = dnnlib.util.construct_class_by_name(**D_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
+    try:
+        G = dnnlib.util.construct_class_by_name(**G_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
+        D = dnnlib.util.construct_class_by_name(**D_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
+    except (TypeError, ValueError) as e:
+        if resume_snapshot is None:  # options from the code: a bug, keep the traceback
+            raise
+        raise TrainingError(f'The network settings stored in "{resume_snapshot}" do not fit this code ({type(e).__name__}: '
+                            f'{str(e)[:160]}); resume from another snapshot.') from None
     G_ema = copy.deepcopy(G).eval()
 
     if state is not None:
