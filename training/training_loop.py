@@ -6,6 +6,7 @@ slice of a seeded per-epoch permutation. Hence 1 rank x 2 rounds computes the sa
 round, and a resumed run continues exactly where the snapshot left it (on the same device type).
 """
 import copy
+import functools
 import json
 import os
 import re
@@ -218,7 +219,8 @@ def training_loop(
 
     # Training set.
     log('Loading training set...')
-    training_set = dnnlib.util.construct_class_by_name(**training_set_kwargs)
+    build = functools.partial(_build, resume_snapshot)
+    training_set = build(**training_set_kwargs)
     sampler = GlobalBatchSampler(len(training_set), rank, num_gpus, batch_size, batch_gpu, seed=random_seed, start_nimg=start_nimg)
     loader_kwargs = dict(data_loader_kwargs)
     if loader_kwargs.get('num_workers', 0) == 0:
@@ -229,14 +231,8 @@ def training_loop(
 
     # Networks.
     common_kwargs = dict(c_dim=training_set.label_dim, img_resolution=training_set.resolution, img_channels=training_set.num_channels)
-    try:
-        G = dnnlib.util.construct_class_by_name(**G_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
-        D = dnnlib.util.construct_class_by_name(**D_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
-    except (TypeError, ValueError) as e:
-        if resume_snapshot is None:  # options from the code: a bug, keep the traceback
-            raise
-        raise TrainingError(f'The network settings stored in "{resume_snapshot}" do not fit this code ({type(e).__name__}: '
-                            f'{str(e)[:160]}); resume from another snapshot.') from None
+    G = build(**G_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
+    D = build(**D_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
     G_ema = copy.deepcopy(G).eval()
 
     if state is not None:
@@ -266,7 +262,7 @@ def training_loop(
     augment_pipe = None
     ada = None
     if augment_kwargs is not None and (augment_p > 0 or ada_target is not None):
-        augment_pipe = dnnlib.util.construct_class_by_name(**augment_kwargs).train().requires_grad_(False).to(device)
+        augment_pipe = build(**augment_kwargs).train().requires_grad_(False).to(device)
         augment_pipe.p.copy_(torch.as_tensor(augment_p))
         if ada_target is not None:
             from training.augment import AdaController
@@ -275,7 +271,7 @@ def training_loop(
             augment_pipe.p.copy_(torch.as_tensor(float(state['augment_p'])))
 
     # Loss and optimisers; lazy regularisation scales lr and betas by c = interval / (interval + 1) (StyleGAN2 App. C).
-    loss = dnnlib.util.construct_class_by_name(device=device, G=G, D=D, augment_pipe=augment_pipe, **loss_kwargs)
+    loss = build(device=device, G=G, D=D, augment_pipe=augment_pipe, **loss_kwargs)
     if ada is not None:
         loss.real_sign_hook = ada.accumulate
     from training import fast_path
@@ -285,7 +281,7 @@ def training_loop(
     phases = []
     for name, module, opt_kwargs, reg_interval in [('G', G, G_opt_kwargs, G_reg_interval), ('D', D, D_opt_kwargs, D_reg_interval)]:
         if reg_interval is None:
-            opt = dnnlib.util.construct_class_by_name(params=module.parameters(), **opt_kwargs)
+            opt = build(params=module.parameters(), **opt_kwargs)
             phases += [dnnlib.EasyDict(name=name + 'both', module=module, opt=opt, interval=1)]
         else:
             mb_ratio = reg_interval / (reg_interval + 1)
@@ -293,7 +289,7 @@ def training_loop(
             opt_kwargs.lr = opt_kwargs.lr * mb_ratio
             if 'betas' in opt_kwargs:
                 opt_kwargs.betas = [beta ** mb_ratio for beta in opt_kwargs.betas]
-            opt = dnnlib.util.construct_class_by_name(params=module.parameters(), **opt_kwargs)
+            opt = build(params=module.parameters(), **opt_kwargs)
             phases += [dnnlib.EasyDict(name=name + 'main', module=module, opt=opt, interval=1)]
             phases += [dnnlib.EasyDict(name=name + 'reg', module=module, opt=opt, interval=reg_interval)]
 
@@ -523,6 +519,18 @@ def _rss_gb():
 def _plain_rng(state):
     name, keys, pos, has_gauss, cached = state
     return [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)]
+
+
+def _build(resume_snapshot, **kwargs):
+    """construct_class_by_name; on an exact resume the settings come from the snapshot, so settings that
+    a constructor rejects are one sentence (on a fresh run they come from the code: keep the traceback)."""
+    try:
+        return dnnlib.util.construct_class_by_name(**kwargs)
+    except (TypeError, ValueError) as e:
+        if resume_snapshot is None:
+            raise
+        raise TrainingError(f'The {kwargs.get("class_name")} settings stored in "{resume_snapshot}" do not fit this code '
+                            f'({type(e).__name__}: {str(e)[:160]}); resume from another snapshot.') from None
 
 
 def load_weights(path):
