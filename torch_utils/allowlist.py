@@ -246,7 +246,10 @@ def construct(slot: str, spec, where: str, **runtime):
 def _fake_numel(cls, kwargs, runtime) -> int:
     """Parameter + buffer elements of cls(**kwargs), built with fake tensors: sizes known, nothing allocated,
     the random state untouched."""
-    from torch._subclasses.fake_tensor import FakeTensorMode
+    try:
+        from torch._subclasses.fake_tensor import FakeTensorMode
+    except ImportError:  # a PyTorch without fake tensors: the per-key limits above still hold
+        return 0
     with torch.random.fork_rng(devices=[]), FakeTensorMode(allow_non_fake_inputs=True):
         module = cls(**kwargs, **runtime)
         return sum(t.numel() for t in list(module.parameters()) + list(module.buffers()))
