@@ -187,6 +187,7 @@ def test_pt_hash_bomb_key(tmp_path):
                                              ('z_dim', 10**9, 'z_dim'), ('w_dim', float('nan'), 'w_dim'),
                                              ('synthesis_kwargs', dict(resample_filter=[1] * 9000), 'over the limit of 64'),
                                              ('synthesis_kwargs', dict(activation='exec'), 'must be one of'),
+                                             ('synthesis_kwargs', dict(channel_base=4), 'without channels'),
                                              ('synthesis_kwargs', dict(architecture='../x'), 'must be one of')])
 def test_pt_sizes_are_bounded_before_allocation(tmp_path, key, value, match):
     refused(lambda: load_pt(pt_file(tmp_path / 's.pt', lambda r: r['init_kwargs'].update({key: value}))), match)

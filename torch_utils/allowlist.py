@@ -179,7 +179,18 @@ def check_kwargs(kwargs, where: str, class_name: str) -> dict:
                 raise RefusedError(f'{where}: "{here}" is {brief(value)}; it must be an integer in {lo}..{hi}.')
 
     visit(kwargs, '', None)
+    _check_channels(kwargs, where)
     return kwargs
+
+
+def _check_channels(kwargs: dict, where: str):
+    """channels = channel_base // resolution must stay >= 1 at the output resolution (else layers without
+    channels, which fail at their first use)."""
+    res = kwargs.get('img_resolution')
+    bases = [kwargs.get('channel_base')] + [v.get('channel_base') for v in kwargs.values() if isinstance(v, dict)]
+    for base in bases:
+        if isinstance(res, int) and isinstance(base, int) and base < res:
+            raise RefusedError(f'{where}: channel_base={base} is below img_resolution={res}, which leaves layers without channels.')
 
 
 def check_spec(slot: str, spec, where: str) -> tuple:
