@@ -16,6 +16,7 @@ import click
 import torch
 
 import dnnlib
+from torch_utils import allowlist
 
 #----------------------------------------------------------------------------
 
@@ -74,8 +75,16 @@ def dataset_kwargs_for(data, data_class, G, training_set_kwargs, network, mirror
         kwargs = dnnlib.EasyDict(class_name=data_class, path=data)
     elif training_set_kwargs:
         kwargs = dnnlib.EasyDict(copy.deepcopy(dict(training_set_kwargs)))
-        if not os.path.exists(str(kwargs.get('path', ''))):
+        kwargs.setdefault('class_name', data_class)
+        try:  # the snapshot names the data set: only an allow-listed class, plain values
+            allowlist.check_spec('dataset', kwargs, f'{network}: training_set_kwargs')
+        except allowlist.RefusedError as e:
+            raise UserError(str(e)) from None
+        path = str(kwargs.get('path', ''))
+        if not os.path.exists(path):
             raise UserError(f'{network} was trained on {kwargs.get("path")}, which is not here; pass --data=PATH.')
+        if not (os.path.isfile(path) and path.lower().endswith('.zip')) and not os.path.isfile(os.path.join(path, 'dataset.json')):
+            raise UserError(f'{network} names {path} as its data set, which is neither a .zip nor a folder with dataset.json; pass --data=PATH.')
     else:
         raise UserError(f'{network} does not say which dataset it was trained on; pass --data=PATH.')
     kwargs.resolution = G.img_resolution
@@ -169,7 +178,7 @@ def evaluate(rank, opts):
 @click.option('--inception',                help='Inception weights inception-2015-12-05.pt [default: $CGGAN_INCEPTION, else the cache folder]', metavar='PATH')
 @click.option('--vgg16',                    help='VGG16 weights vgg16.pt for pr50k3_full, ppl* [default: $CGGAN_VGG16, else the cache folder]', metavar='PATH')
 @click.option('--download/--no-download',   help='Download missing metric weights (never when CGGAN_OFFLINE=1)', default=True, show_default=True)
-@click.option('--features',                 help='Feature extractor: inception, random-conv (smoke runs) or a dotted FeatureExtractor class', metavar='NAME', default='inception', show_default=True)
+@click.option('--features',                 help='Feature extractor: inception, random-conv (smoke runs) or an allow-listed FeatureExtractor class', metavar='NAME', default='inception', show_default=True)
 @click.option('--batch',                    help='Images per batch', type=click.IntRange(min=1), default=64, show_default=True)
 @click.option('--seed',                     help='Random seed of latents and labels', type=int, default=0, show_default=True)
 @click.option('--cache/--no-cache',         help='Reuse cached dataset statistics', default=True, show_default=True)
@@ -214,6 +223,20 @@ def run(opts):
         opts.num_gpus = 1 if torch.cuda.is_available() else 0
     if opts.num_gpus > torch.cuda.device_count():
         raise UserError(f'--gpus={opts.num_gpus} but {torch.cuda.device_count()} GPU(s) are visible; pass --gpus={torch.cuda.device_count()}.')
+    if opts.data_class not in allowlist.SLOTS['dataset']:
+        raise UserError(f'--data-class={opts.data_class} is not a dataset class of this code; use {", ".join(allowlist.SLOTS["dataset"])}.')
+    if opts.features not in ('inception', 'random-conv') + allowlist.SLOTS['feature_extractor']:
+        raise UserError(f'--features={opts.features} is unknown; use inception, random-conv or {", ".join(allowlist.SLOTS["feature_extractor"])}.')
+    for flag, path in (('--table', opts.table), ('--jsonl-dir', opts.jsonl_dir)):
+        if path and (os.path.isdir(path) if flag == '--table' else os.path.isfile(path)):
+            raise UserError(f'{flag}={path} is {"a folder" if flag == "--table" else "a file"}; give {"a file path" if flag == "--table" else "a folder"}.')
+    if opts.table:
+        folder = os.path.dirname(os.path.abspath(opts.table))
+        try:  # before any metric is computed: a table that cannot be written is said now
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise UserError(f'--table={opts.table}: cannot create its folder "{folder}" ({e.strerror}); choose another path.') from None
+        dnnlib.util.remove_stale_temp_files(folder)
     opts.networks = expand_networks(opts.networks, opts.runs)
     if opts.features == 'inception':
         opts.features = None
@@ -224,7 +247,10 @@ def run(opts):
         except metric_main.MetricUnavailableError as e:
             raise UserError(str(e)) from None
     if opts.jsonl_dir:
-        os.makedirs(opts.jsonl_dir, exist_ok=True)
+        try:
+            os.makedirs(opts.jsonl_dir, exist_ok=True)
+        except OSError as e:
+            raise UserError(f'Cannot create --jsonl-dir={opts.jsonl_dir} ({e.strerror}); choose another folder.') from None
 
     if opts.num_gpus > 1:  # ranks 1.. compute their share; rank 0 (this process) reports
         rows, caption = _spawn_and_evaluate(opts)
@@ -233,8 +259,11 @@ def run(opts):
     table = markdown_table(rows, caption)
     print('\n' + table)
     if opts.table:
-        with dnnlib.util.atomic_write(opts.table, 'w') as f:
-            f.write(table + '\n')
+        try:
+            with dnnlib.util.atomic_write(opts.table, 'w') as f:
+                f.write(table + '\n')
+        except OSError as e:
+            raise UserError(f'Cannot write --table={opts.table} ({e.strerror}); the table is printed above.') from None
 
 
 def _spawn_and_evaluate(opts):

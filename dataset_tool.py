@@ -107,7 +107,7 @@ def convert_dataset(source: str, dest: str, resolution=None, width=None, height=
         raise DatasetError(f'--max-images={max_images} must be at least 1.')
     if resize_filter not in RESIZE_FILTERS:
         raise DatasetError(f'--resize-filter={resize_filter} is unknown; use box or lanczos.')
-    check_dest(dest, overwrite)
+    check_dest(dest, overwrite, source)
     kind, src = open_source(source, max_images=max_images, seed=seed, domains=domains, split=split,
                             colours=colours, resolution=out_w, labels=labels)
     if labels == 'none':  # unconditional whatever the source says
@@ -163,7 +163,7 @@ def convert_dataset(source: str, dest: str, resolution=None, width=None, height=
                                f'{state["size"][0]}x{state["size"][1]}; pass --resolution to resize them all.')
 
     workers = workers or min(8, os.cpu_count() or 1)
-    with DatasetWriter(dest, overwrite) as writer, concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    with DatasetWriter(dest, overwrite, source) as writer, concurrent.futures.ThreadPoolExecutor(workers) as pool:
         it = src.items()
         bar = tqdm(total=src.num_items, desc='Writing', unit='img', disable=not progress)
         try:

@@ -25,18 +25,26 @@ class UserError(Exception):
 
 #----------------------------------------------------------------------------
 
+MAX_SEEDS = 100_000  # images per call
+MAX_SEED = 2**32 - 1  # numpy RandomState's range
+
+
 def parse_range(s) -> list:
-    """'0-7,12' -> [0, 1, ..., 7, 12]; also accepts a list of ints."""
+    """'0-7,12' -> [0, 1, ..., 7, 12]; also accepts a list of ints. At most MAX_SEEDS seeds in 0..MAX_SEED."""
     if isinstance(s, (list, tuple)):
         return [int(x) for x in s]
     out = []
     for part in str(s).split(','):
         part = part.strip()
-        m = re.fullmatch(r'(\d+)(?:-(\d+))?', part)
+        m = re.fullmatch(r'(\d{1,12})(?:-(\d{1,12}))?', part)
         if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
-            raise ValueError(f'"{s}" is not a list of seeds; use numbers and ranges like 0-7,12')
+            raise ValueError(f'"{s[:40]}" is not a list of seeds; use numbers and ranges like 0-7,12')
         lo = int(m.group(1))
         hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi > MAX_SEED:
+            raise ValueError(f'seed {hi} is out of range; seeds go from 0 to {MAX_SEED}')
+        if len(out) + hi - lo + 1 > MAX_SEEDS:
+            raise ValueError(f'"{s[:40]}" asks for more than {MAX_SEEDS} images; split the call')
         out.extend(range(lo, hi + 1))
     return out
 
@@ -52,7 +60,7 @@ def domain_names_of(data: dict):
     kwargs = data.get('training_set_kwargs') or {}
     if names is None and isinstance(kwargs, dict):
         names = kwargs.get('domain_names')
-    return [str(n) for n in names] if names else None
+    return [str(n)[:100] for n in names] if isinstance(names, (list, tuple)) and names else None
 
 
 def resolve_domain(domain, c_dim: int, names=None):
@@ -226,6 +234,7 @@ def main(network, seeds, truncation_psi, domain, noise_mode, outdir, grid, batch
     python generate.py --outdir=out --seeds=0-7 --network=network-snapshot-000400.pt
     python generate.py --outdir=out --seeds=0-35 --domain=1 --trunc=0.7 --grid --network=afhq.pkl
     """
+    dnnlib.util.check_finite_options()
     try:
         modes = [name for name, on in [('--swap-grid', swap_grid), ('--swap-style', swap_style),
                  ('--traverse', traverse_dim is not None), ('--list-active', list_active)] if on]
@@ -234,6 +243,10 @@ def main(network, seeds, truncation_psi, domain, noise_mode, outdir, grid, batch
         if not list_active and (seeds is None or outdir is None):
             raise UserError('--seeds and --outdir are required (except with --list-active).')
         dev = pick_device(device)
+        if outdir is not None and os.path.exists(outdir) and not os.path.isdir(outdir):
+            raise UserError(f'--outdir "{outdir}" is a file, not a folder; give a folder for the images.')
+        if outdir is not None:
+            dnnlib.util.remove_stale_temp_files(outdir)  # images a killed call left half-written
         print(f'Loading networks from "{network}"...')
         G, data = load_generator(network, dev)
         if fast == 'fused':  # the kernels run on CUDA tensors (on the CPU only under TRITON_INTERPRET=1)

@@ -4,9 +4,10 @@ convert between the formats (`python legacy.py --source=run.pt --dest=run.pkl`, 
     with dnnlib.util.open_url(path_or_url) as f:
         G = legacy.load_network_pkl(f)['G_ema']
 
-Pickles are read with `torch_utils.safe_pickle` (nothing in the file is executed); the networks are
-rebuilt as *our* classes from the stored class name + constructor kwargs, and the stored tensors are
-loaded with a completeness check.
+Pickles are read with `torch_utils.safe_pickle` (nothing in the file is executed) and their contents
+bounded (torch_utils/allowlist.py); the networks are rebuilt as *our* classes, mapped from the stored
+class name and built from allow-listed, plain constructor kwargs, and the stored tensors are loaded with
+a completeness check.
 """
 import copy
 import inspect
@@ -18,7 +19,10 @@ import warnings
 import click
 import torch
 
+import numpy as np
+
 import dnnlib
+from torch_utils import allowlist
 from torch_utils import safe_pickle
 from torch_utils import snapshot
 
@@ -35,6 +39,10 @@ CLASS_MAP = {
     'SynthesisNetwork': 'training.networks.SynthesisNetwork',
     'AugmentPipe':      'training.augment.AugmentPipe',
 }
+CLASS_SLOT = {'Generator': 'G', 'Discriminator': 'D', 'MappingNetwork': 'mapping', 'SynthesisNetwork': 'synthesis',
+              'AugmentPipe': 'augment_pipe'}
+# What each top-level key of a snapshot must hold, when it holds a network.
+KEY_SLOT = {'G': 'G', 'G_ema': 'G', 'D': 'D', 'augment_pipe': 'augment_pipe'}
 
 # Constructor kwargs that only i-StyleGAN's MappingNetwork has.
 ISTYLEGAN_MAPPING_KWARGS = ('cond_mode', 'i_dim', 'flow_blocks', 'flow_dim', 'flow_norm', 'use_label')
@@ -73,6 +81,10 @@ def load_network_pkl(f, force_fp16: bool = False) -> dict:
             raise
         except Exception as e:  # truncated or corrupt pickles
             raise LegacyError(f'cannot read {name}: the pickle is truncated or corrupt ({type(e).__name__}: {str(e)[:120]}).') from None
+        try:
+            allowlist.check_data(raw, name, leaves=_PICKLE_LEAVES, expand=_record_children)
+        except allowlist.RefusedError as e:
+            raise LegacyError(str(e)) from None
         data = convert_pickle_data(raw, name)
 
     else:
@@ -95,6 +107,13 @@ def load_network(path_or_url, force_fp16: bool = False, device=None) -> dict:
     return data
 
 
+_PICKLE_LEAVES = (torch.Tensor, np.ndarray, np.generic, np.dtype, torch.dtype, torch.device, complex, slice, bytearray, safe_pickle.Inert)
+
+
+def _record_children(obj):
+    return obj.state if isinstance(obj, safe_pickle._StateRecord) else None
+
+
 def _looks_like_text(head: bytes) -> bool:
     try:
         text = head.decode('utf-8')
@@ -111,12 +130,21 @@ def _check_networks(data, name) -> dict:
     data = dict(data)
     data.setdefault('training_set_kwargs', None)
     data.setdefault('augment_pipe', None)
-    for key in ('G', 'D', 'G_ema'):
+    for key, slot in KEY_SLOT.items():
         data.setdefault(key, None)
-        if data[key] is not None and not isinstance(data[key], torch.nn.Module):
-            raise LegacyError(f'{name}: "{key}" is a {type(data[key]).__name__}, not a network.')
-    if data['training_set_kwargs'] is not None:
-        data['training_set_kwargs'] = dnnlib.EasyDict(data['training_set_kwargs'])
+        want = allowlist.get_class(slot, allowlist.SLOTS[slot][0])
+        if data[key] is not None and type(data[key]) is not want:
+            raise LegacyError(f'{name}: "{key}" is {allowlist.brief(data[key])}, not a {want.__name__}.')
+    kwargs = data['training_set_kwargs']
+    if kwargs is not None:
+        spec = dict(kwargs) if isinstance(kwargs, dict) else kwargs
+        if isinstance(spec, dict):
+            spec.setdefault('class_name', allowlist.SLOTS['dataset'][0])
+        try:
+            allowlist.check_spec('dataset', spec, f'{name}: training_set_kwargs')
+        except allowlist.RefusedError as e:
+            raise LegacyError(str(e)) from None
+        data['training_set_kwargs'] = dnnlib.EasyDict(kwargs)
     return data
 
 
@@ -128,7 +156,12 @@ def convert_pickle_data(raw, name: str = '<stream>') -> dict:
     data = {}
     for key, value in raw.items():
         if isinstance(value, safe_pickle.PersistentRecord):
-            data[key] = module_from_persistent_record(value, f'{name}: {key}')
+            try:
+                data[key] = module_from_persistent_record(value, f'{name}: {key}')
+            except LegacyError:
+                raise
+            except (TypeError, ValueError, AttributeError, KeyError, IndexError) as e:  # a record with the wrong shape of data
+                raise LegacyError(f'{name}: "{key}" is a malformed network record ({type(e).__name__}: {str(e)[:120]}).') from None
         elif isinstance(value, (safe_pickle.ModuleRecord, safe_pickle.Inert)):
             warnings.warn(f'{name}: dropping "{key}" ({value!r}); it is not a network we can rebuild.')
             data[key] = None
@@ -153,7 +186,7 @@ def _check_supported(rec, what):
         raise LegacyError(f'{what} is a StyleGAN3 network (--cfg=stylegan3-t/r); only StyleGAN2 architectures '
                           f'(StyleGAN2-ADA, stylegan3 repo --cfg=stylegan2, i-StyleGAN) are supported.')
     if rec.class_name not in CLASS_MAP:
-        raise LegacyError(f'{what} is a {rec.class_name}, which has no counterpart here (known: {", ".join(CLASS_MAP)}).')
+        raise LegacyError(f'{what} is a {allowlist.brief(rec.class_name)}, which has no counterpart here (known: {", ".join(CLASS_MAP)}).')
 
 
 def _bind_kwargs(class_name, args, kwargs, what):
@@ -214,11 +247,9 @@ def module_from_persistent_record(rec, what: str) -> torch.nn.Module:
     if rec.source_facts.get('stylegan3_repo'):
         _add_stylegan3_repo_defaults(rec.class_name, kwargs)
     try:
-        module = dnnlib.util.construct_class_by_name(class_name=class_name, **kwargs)
-    except ImportError as e:
-        raise LegacyError(f'{what}: cannot import {class_name} ({e}).') from None
-    except TypeError as e:
-        raise LegacyError(f'{what}: its constructor arguments do not fit {class_name} ({e}).') from None
+        module = allowlist.construct(CLASS_SLOT[rec.class_name], dict(kwargs, class_name=class_name), what)
+    except allowlist.RefusedError as e:
+        raise LegacyError(str(e).replace('cannot build', 'its constructor arguments do not fit', 1)) from None
     try:
         snapshot.load_state_checked(module, state, what)
     except snapshot.SnapshotError as e:

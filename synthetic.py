@@ -161,6 +161,7 @@ def common_options(f):
 
 
 def check_common(n, m, threads):
+    dnnlib.util.check_finite_options()
     if m is not None and m < n:
         raise click.BadParameter(f'--m={m} is smaller than --n={n}; use m >= n observed dims', param_hint='--m')
     torch.set_num_threads(threads)

@@ -64,6 +64,8 @@ def launch_training(c, desc, outdir, dry_run):
     rank = int(os.environ.get('RANK', '0'))
 
     # Pick the run directory (rank 0 decides; under torchrun the others wait for it on a file).
+    if rank == 0 and os.path.isdir(outdir):
+        dnnlib.util.remove_stale_temp_files(outdir, depth=1)  # what killed runs left: our temp files only
     prev_run_dirs = [x for x in os.listdir(outdir) if os.path.isdir(os.path.join(outdir, x))] if os.path.isdir(outdir) else []
     prev_run_ids = [int(m.group()) for m in (re.match(r'^\d+', x) for x in prev_run_dirs) if m is not None]
     cur_run_id = max(prev_run_ids, default=-1) + 1
@@ -71,6 +73,7 @@ def launch_training(c, desc, outdir, dry_run):
     continued = _continued_run_dir(c.get('resume_snapshot'), outdir)
     if continued is not None:                       # exact resume from a run's last snapshot: the run goes on in its folder
         c.run_dir = continued
+    assert os.path.dirname(os.path.abspath(c.run_dir)) == os.path.abspath(outdir)  # desc is sanitised in build_config
 
     options = json.loads(json.dumps({k: v for k, v in c.items() if k not in ('options', 'log_fn', 'rank', 'device', 'resume_notes')}))
     c.options = options
@@ -92,8 +95,11 @@ def launch_training(c, desc, outdir, dry_run):
     if under_torchrun:
         c.run_dir = _agree_run_dir(c.run_dir, outdir)
     if rank == 0:
-        os.makedirs(c.run_dir, exist_ok=True)
-        _write_json_atomic(os.path.join(c.run_dir, 'training_options.json'), options)
+        try:
+            os.makedirs(c.run_dir, exist_ok=True)
+            _write_json_atomic(os.path.join(c.run_dir, 'training_options.json'), options)
+        except OSError as e:
+            raise UserError(f'Cannot create the run directory "{c.run_dir}" ({e.strerror}); choose another --outdir.') from None
     print0('Launching processes...')
     if under_torchrun or c.num_gpus == 1:
         _worker(c, None)
@@ -127,10 +133,8 @@ def _agree_run_dir(run_dir, outdir):
 
 
 def _write_json_atomic(path, obj):
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
+    with dnnlib.util.atomic_write(path, 'w') as f:
         json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
 
 #----------------------------------------------------------------------------
 
@@ -321,6 +325,7 @@ def build_config(opts, explicit=()):
         desc += f'-{flag}{value}' if value else ''
     if opts.desc is not None:
         desc += f'-{opts.desc}'
+    desc = re.sub(r'[^A-Za-z0-9._+=-]', '-', desc)  # one folder name inside --outdir, whatever --desc or the data's name holds
     c.options = None
     return c, desc
 
@@ -423,11 +428,14 @@ def main(**kwargs):
     python train.py --outdir=runs --data=afhq-256.zip --resume=latest
     python train.py --outdir=runs --data=afhq-256.zip --model=cg-gan --resume=istylegan-afhq.pkl
     """
+    dnnlib.util.check_finite_options()
     opts = dnnlib.EasyDict(kwargs)
     dry_run = opts.pop('dry_run')
     ctx = click.get_current_context()
     explicit = {name for name in kwargs if ctx.get_parameter_source(name) in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)}
     try:
+        if os.path.exists(opts.outdir) and not os.path.isdir(opts.outdir):
+            raise UserError(f'--outdir "{opts.outdir}" is a file, not a folder; give a folder for the runs.')
         if opts.metrics:
             from metrics import metric_main
             bad = [m for m in opts.metrics if not metric_main.is_valid_metric(m)]
@@ -443,7 +451,8 @@ def main(**kwargs):
     except Exception as e:
         from training.training_loop import TrainingError
         from torch_utils.snapshot import SnapshotError
-        if isinstance(e, (TrainingError, SnapshotError)):
+        from datasets.errors import DatasetError
+        if isinstance(e, (TrainingError, SnapshotError, DatasetError)):
             raise click.ClickException(str(e)) from None
         raise
 

@@ -16,6 +16,7 @@ ATTR_FILE = 'list_attr_celeba.txt'
 PARTITION_FILE = 'list_eval_partition.txt'
 IMAGE_DIR = 'img_align_celeba'
 SPLITS = {'train': 0, 'val': 1, 'test': 2}
+MAX_DOMAIN_ATTRS = 10  # 2^10 = 1024 domains, the most a network is built with (torch_utils/allowlist.py)
 
 #----------------------------------------------------------------------------
 
@@ -37,7 +38,7 @@ def read_attributes(path: str):
     if len(lines) < 2 or not lines[1].split():
         raise bad(2, 'expected the attribute names')
     names = lines[1].split()
-    files, rows = [], []
+    files, rows, first_line = [], [], {}
     for lineno, line in enumerate(lines[2:], start=3):
         parts = line.split()
         if not parts:
@@ -50,6 +51,9 @@ def read_attributes(path: str):
             raise bad(lineno, 'attribute values must be 1 or -1') from None
         if any(v not in (-1, 0, 1) for v in values):
             raise bad(lineno, 'attribute values must be 1 or -1')
+        if parts[0] in first_line:
+            raise bad(lineno, f'image {parts[0]} is listed a second time (first on line {first_line[parts[0]]})')
+        first_line[parts[0]] = lineno
         files.append(parts[0])
         rows.append([int(v > 0) for v in values])
     if len(files) != count:
@@ -92,6 +96,9 @@ def domain_names(attrs: list) -> list:
 
 def open_celeba(source: str, domains=None, split: str = 'all', max_images=None, seed: int = 0) -> Source:
     """A Source for a CelebA tree; `domains` is a list of attribute names (None: unlabelled)."""
+    if domains and len(domains) > MAX_DOMAIN_ATTRS:
+        raise DatasetError(f'--domains lists {len(domains)} attributes, which would make 2^{len(domains)} domains; '
+                           f'give at most {MAX_DOMAIN_ATTRS}.')
     names, files, rows = read_attributes(os.path.join(source, ATTR_FILE))
     attrs = []
     for d in domains or []:
@@ -116,10 +123,16 @@ def open_celeba(source: str, domains=None, split: str = 'all', max_images=None, 
     if not os.path.isdir(image_dir):
         raise DatasetError(f'CelebA images folder "{image_dir}" is missing; unpack img_align_celeba.zip there.')
     present = set(os.listdir(image_dir))
+    tree = os.path.realpath(source)
     for i in keep:
         if files[i] not in present:
             raise DatasetError(f'Image "{files[i]}" listed in {ATTR_FILE} is missing from "{image_dir}"; '
                                'restore it or remove its line.')
+        path = os.path.join(image_dir, files[i])
+        if os.path.islink(path) or os.path.islink(image_dir):
+            target = os.path.realpath(path)
+            if not target.startswith(tree + os.sep):
+                raise DatasetError(f'"{path}" is a link to "{target}", outside the source tree; copy the file into --source instead.')
 
     def items():
         for i in keep:

@@ -29,8 +29,7 @@ class _Py2Unpickler(safe_pickle.RestrictedUnpickler):
     """The restricted unpickler for Python 2 pickles (str data decoded as latin-1, as numpy expects)."""
 
     def __init__(self, file, source):
-        pickle.Unpickler.__init__(self, file, encoding='latin1')
-        self.source = source
+        super().__init__(file, source, encoding='latin1')
 
 
 def _read_batch(tar, name, source):

@@ -5,6 +5,8 @@ folder (nested folders belong to their domain); hidden files and folders and non
 skipped. A folder holding images and no sub-folders gives an unlabelled set, as NVIDIA's tool does, and
 so does a folder whose sub-folders all have numeric names (NVIDIA-style shards 00000/, 01000/, ... as in
 FFHQ). `labels` overrides the guess: 'folders' (sub-folders are domains), 'none' (unlabelled).
+Symbolic links are followed only when they stay inside --source, each real folder and file once (no
+loops, no duplicates); a link that leads out of the source tree is refused.
 """
 import os
 
@@ -17,15 +19,42 @@ from .source import Item, Source
 
 #----------------------------------------------------------------------------
 
-def list_images(root: str) -> list:
-    """Relative paths of the visible image files under root, recursively, sorted."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.'))
-        rel = os.path.relpath(dirpath, root)
-        for f in filenames:
-            if is_image_name(f):
-                found.append(os.path.normpath(os.path.join(rel, f)))
+def _inside(path: str, tree: str) -> bool:
+    return path == tree or path.startswith(tree.rstrip(os.sep) + os.sep)
+
+
+def list_images(root: str, tree: str = None) -> list:
+    """Relative paths of the visible image files under root, recursively, sorted. Links are followed
+    only inside `tree` (default: root) and every real folder and file is listed once."""
+    tree = os.path.realpath(tree or root)
+    found, seen_dirs, seen_files = [], set(), set()
+    stack = [(os.path.realpath(root), '')]
+    while stack:
+        real, rel = stack.pop()
+        if not _inside(real, tree):
+            raise DatasetError(f'"{os.path.join(root, rel)}" is a link to "{real}", outside the source tree; '
+                               'copy those files into --source instead of linking them.')
+        if real in seen_dirs:
+            continue  # a link loop or a second link to the same folder
+        seen_dirs.add(real)
+        try:
+            entries = sorted(os.scandir(real), key=lambda e: e.name)
+        except OSError as e:
+            raise DatasetError(f'Cannot list "{os.path.join(root, rel)}" ({e.strerror}); check its permissions.') from None
+        for entry in entries:
+            if entry.name.startswith('.'):
+                continue
+            path_rel = os.path.join(rel, entry.name) if rel else entry.name
+            if entry.is_dir():  # follows links; the target is checked when it is visited
+                stack.append((os.path.realpath(entry.path), path_rel))
+            elif entry.is_file() and is_image_name(entry.name):
+                target = os.path.realpath(entry.path)
+                if not _inside(target, tree):
+                    raise DatasetError(f'"{os.path.join(root, path_rel)}" is a link to "{target}", outside the source tree; '
+                                       'copy the file into --source instead of linking it.')
+                if target not in seen_files:
+                    seen_files.add(target)
+                    found.append(os.path.normpath(path_rel))
     return sorted(found, key=lambda p: p.split(os.sep))
 
 #----------------------------------------------------------------------------
@@ -76,7 +105,7 @@ def open_folder_tree(source: str, max_images=None, seed: int = 0, labels: str = 
     if by_folder:
         files, item_labels = [], []
         for label, d in enumerate(subdirs):
-            imgs = list_images(os.path.join(source, d))
+            imgs = list_images(os.path.join(source, d), tree=source)
             if not imgs:
                 raise DatasetError(f'Domain folder "{os.path.join(source, d)}" contains no images; '
                                    'add images to it or remove it.')

@@ -9,6 +9,8 @@ from .errors import DatasetError
 IMAGE_EXTENSIONS = {'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.pbm', '.pnm'}
 GRAY_MODES = {'1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F'}
 RESIZE_FILTERS = {'box': PIL.Image.BOX, 'lanczos': PIL.Image.LANCZOS}
+MAX_IMAGE_BYTES = 256 << 20     # one encoded image file (zip members are checked before they are inflated)
+MAX_IMAGE_PIXELS = 8192 * 8192  # one decoded image, checked from its header before decoding
 
 #----------------------------------------------------------------------------
 
@@ -23,11 +25,22 @@ def open_image(fileobj_or_path, name: str, header_only: bool = False) -> PIL.Ima
     """Open (and unless header_only, fully decode) an image; a bad file becomes a DatasetError naming it."""
     try:
         img = PIL.Image.open(fileobj_or_path)
+        if img.size[0] * img.size[1] > MAX_IMAGE_PIXELS:
+            raise ValueError(f'{img.size[0]}x{img.size[1]} pixels, more than the limit of {MAX_IMAGE_PIXELS}')
         if not header_only:
             img.load()
         return img
     except Exception as e: # PIL raises many kinds (OSError, SyntaxError, ValueError, DecompressionBombError)
         raise DatasetError(f'Cannot read image "{name}" ({type(e).__name__}: {e}); remove or replace the file.') from None
+
+
+def read_member(zf, name: str, limit: int = MAX_IMAGE_BYTES) -> bytes:
+    """The bytes of a zip member, refused (DatasetError) before inflating when it claims more than `limit`."""
+    size = zf.getinfo(name).file_size
+    if size > limit:
+        raise DatasetError(f'"{name}" in "{zf.filename}" unpacks to {size} bytes, more than the limit of {limit}; '
+                           'remove it or rebuild the data set.')
+    return zf.read(name)
 
 #----------------------------------------------------------------------------
 

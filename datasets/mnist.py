@@ -7,6 +7,7 @@ assigned, at random with --seed, to one of K domains and drawn in that domain's 
 """
 import colorsys
 import gzip
+import math
 import os
 
 import numpy as np
@@ -17,6 +18,7 @@ from .folders import subsample
 from .source import Item, Source
 
 SPLITS = ('train', 'test', 'all')
+MAX_IDX_BYTES = 1 << 30  # one IDX file after unzipping (EMNIST's largest: 0.55 GB)
 PALETTE = [('red', (230, 25, 75)), ('green', (60, 180, 75)), ('blue', (0, 130, 200)), ('yellow', (255, 225, 25)),
            ('magenta', (240, 50, 230)), ('cyan', (70, 240, 240)), ('orange', (245, 130, 48)),
            ('purple', (145, 30, 180)), ('lime', (210, 245, 60)), ('pink', (250, 190, 212))]
@@ -44,18 +46,20 @@ def read_idx(path: str, ndim: int) -> np.ndarray:
     """Read an unsigned-byte IDX file (magic 0x0000080N) with `ndim` dimensions."""
     try:
         with (gzip.open(path, 'rb') if path.endswith('.gz') else open(path, 'rb')) as f:
-            data = f.read()
+            data = f.read(MAX_IDX_BYTES + 1)  # a gzip bomb stops here
     except (OSError, EOFError) as e:
         raise DatasetError(f'Cannot read IDX file "{path}" ({e}); download it again.') from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08 or data[3] != ndim:
         raise DatasetError(f'Wrong IDX header in "{path}": expected magic 0x000008{ndim:02x} (unsigned bytes, '
                            f'{ndim} dimensions); use the original MNIST-format file.')
+    if len(data) > MAX_IDX_BYTES:
+        raise DatasetError(f'IDX file "{path}" holds more than {MAX_IDX_BYTES} bytes (unzipped); that is not an MNIST-family file.')
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DatasetError(f'Wrong IDX header in "{path}": the file ends inside the header; download it again.')
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], 'big') for i in range(ndim)]
-    if len(data) != header + int(np.prod(dims)):
-        raise DatasetError(f'Wrong IDX header in "{path}": dimensions {dims} need {header + int(np.prod(dims))} bytes '
+    if len(data) != header + math.prod(dims):
+        raise DatasetError(f'Wrong IDX header in "{path}": dimensions {dims} need {header + math.prod(dims)} bytes '
                            f'but the file has {len(data)}; download it again.')
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 

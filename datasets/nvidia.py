@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from .errors import DatasetError
 from .folders import list_images, subsample
-from .images import is_gray_mode, is_image_name, open_image
+from .images import MAX_IMAGE_BYTES, is_gray_mode, is_image_name, open_image, read_member
 from .source import Item, Source
 
 #----------------------------------------------------------------------------
@@ -30,7 +30,7 @@ def open_nvidia(source: str, max_images=None, seed: int = 0) -> Source:
         except (zipfile.BadZipFile, OSError) as e:
             raise DatasetError(f'Cannot read zip file "{source}" ({e}); check the file or rebuild it.') from None
         names = sorted(n for n in zf.namelist() if is_image_name(n) and not n.endswith('/'))
-        read = lambda name: zf.read(name)
+        read = lambda name: read_member(zf, name, MAX_IMAGE_BYTES * 4 if name == 'dataset.json' else MAX_IMAGE_BYTES)
         has = lambda name: name in zf.NameToInfo
     else:
         zf = None
@@ -47,14 +47,17 @@ def open_nvidia(source: str, max_images=None, seed: int = 0) -> Source:
             meta = json.loads(read('dataset.json'))
         except ValueError as e:
             raise DatasetError(f'dataset.json in "{source}" is not valid JSON ({e}); fix or remove it.') from None
-    labels = dict(meta.get('labels') or [])
+    try:
+        labels = dict(meta.get('labels') or [])
+        factors = meta.get('factors') or None
+        factor_values = dict(factors['values']) if factors else {}
+    except (TypeError, ValueError, KeyError, AttributeError):
+        raise DatasetError(f'dataset.json in "{source}" has malformed "labels" or "factors"; fix or remove it.') from None
     if labels:
         missing = [n for n in names if n not in labels]
         if missing:
             raise DatasetError(f'Image "{missing[0]}" has no label in dataset.json of "{source}"; '
                                'add its label or remove the image.')
-    factors = meta.get('factors') or None
-    factor_values = dict(factors['values']) if factors else {}
     keep = subsample(len(names), max_images, seed)
     names = [names[i] for i in keep]
     sizes, gray = {}, True
@@ -67,7 +70,7 @@ def open_nvidia(source: str, max_images=None, seed: int = 0) -> Source:
         for n in names:
             yield Item(name=n, load=lambda n=n: open_image(io.BytesIO(read(n)), n),
                        label=labels.get(n), factors=factor_values.get(n))
-    extra = {k: v for k, v in meta.items() if k not in ('labels', 'domains', 'factors')}
+    extra = {k: v for k, v in meta.items() if k not in ('labels', 'domains', 'factors', 'cggan_dataset_tool')}
     return Source(items=items, num_items=len(names), channels=1 if gray else 3, domains=meta.get('domains'),
                   factor_names=factors['names'] if factors else None, sizes=sizes, extra=extra)
 

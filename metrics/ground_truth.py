@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 import dnnlib
+from torch_utils import allowlist
 from training import domain_swap
 from . import factor_oracle as fo
 from . import frechet
@@ -231,7 +232,7 @@ def calc_metric(metric, num_samples, G, dataset_kwargs, device, seed, num_gpus, 
     """metric_main's entry: the oracle of the data set (cached), then `evaluate`; NVIDIA's result record."""
     start = time.time()
     dataset_kwargs = dnnlib.EasyDict(dataset_kwargs, max_size=None, xflip=False, use_labels=True)
-    dataset = dnnlib.util.construct_class_by_name(**dataset_kwargs)
+    dataset = allowlist.construct('dataset', dataset_kwargs, 'the dataset settings')
     oracle = fo.load_or_train(dataset, device=device, cache_dir=cache_dir, progress=progress)
     G = copy.deepcopy(G).eval().requires_grad_(False).to(device)
     results = evaluate(G, oracle, num_samples=num_samples, seed=seed, device=device)

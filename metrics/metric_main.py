@@ -21,6 +21,7 @@ import torch
 import tqdm
 
 import dnnlib
+from torch_utils import allowlist
 from . import cache
 from . import features as feature_utils
 from . import frechet
@@ -90,8 +91,8 @@ def build_feature_extractor(feature_extractor=None, mode='clean', device='cpu', 
         return _memo((path, mode, str(device)), lambda: InceptionFeatureExtractor(mode=mode, device=device, path=path))
     if feature_extractor == 'random-conv':
         return feature_utils.RandomConvFeatureExtractor(device=device)
-    if isinstance(feature_extractor, str):
-        return dnnlib.util.get_obj_by_name(feature_extractor)(device=device)
+    if isinstance(feature_extractor, str):  # only a class on the allow-list, never any importable name
+        return allowlist.get_class('feature_extractor', feature_extractor)(device=device)
     return feature_extractor
 
 
@@ -225,7 +226,7 @@ def _reals(dataset_kwargs, G, spec):
     dataset_kwargs.update(max_size=None, xflip=False)
     if spec.split == 'domain' or G.c_dim > 0:
         dataset_kwargs.use_labels = True
-    dataset = dnnlib.util.construct_class_by_name(**dataset_kwargs)
+    dataset = allowlist.construct('dataset', dataset_kwargs, 'the dataset settings')
     if int(dataset.resolution) != int(G.img_resolution):
         raise ValueError(f'the generator makes {G.img_resolution}x{G.img_resolution} images but the dataset holds '
                          f'{dataset.resolution}x{dataset.resolution}: pass --data of the resolution the network was trained on')
@@ -292,7 +293,7 @@ _swap_probe_memo = dict()  # dataset fingerprint -> probe: scoring many snapshot
 def _calc_swap_metric(metric, spec, G, dataset_kwargs, device, start, num_gpus):
     from . import swap
     dataset_kwargs = dnnlib.EasyDict(dataset_kwargs, max_size=None, xflip=False, use_labels=True)
-    dataset = dnnlib.util.construct_class_by_name(**dataset_kwargs)
+    dataset = allowlist.construct('dataset', dataset_kwargs, 'the dataset settings')
     if G.c_dim == 0 or dataset.label_dim != G.c_dim:
         raise ValueError(f'{metric} needs a conditional generator and a dataset with the same number of domains '
                          f'(generator c_dim={G.c_dim}, dataset label_dim={dataset.label_dim})')

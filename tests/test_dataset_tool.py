@@ -169,8 +169,11 @@ def test_domain_names_and_overwrite(tmp_path):
     assert read(dest).resolution == 8
     (tmp_path / 'full').mkdir(); (tmp_path / 'full' / 'x').write_text('x')
     fails('exists and is not empty', '--source', tmp_path / 'src', '--dest', tmp_path / 'full')
-    ok('--source', tmp_path / 'src', '--dest', tmp_path / 'full', '--overwrite')
-    assert not (tmp_path / 'full' / 'x').exists() and read(tmp_path / 'full').num_domains == 2
+    fails('not a data set written by this tool', '--source', tmp_path / 'src', '--dest', tmp_path / 'full', '--overwrite')
+    assert (tmp_path / 'full' / 'x').read_text() == 'x'
+    ok('--source', tmp_path / 'src', '--dest', tmp_path / 'ours')
+    ok('--source', tmp_path / 'src', '--dest', tmp_path / 'ours', '--overwrite', '--resolution', 8)
+    assert read(tmp_path / 'ours').resolution == 8 and read(tmp_path / 'ours').num_domains == 2
     fails('gives 3 names but the source has 2 domains', '--source', tmp_path / 'src', '--dest', tmp_path / 'n.zip',
           '--domain-names', 'a,b,c')
 
@@ -203,12 +206,15 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
         with pytest.raises(KeyboardInterrupt):
             dataset_tool.convert_dataset('builtin:shapes', str(dest), resolution=16, max_images=100, progress=False, workers=1)
         assert os.listdir(tmp_path) == []
-    (tmp_path / 'keep.zip').write_bytes(b'old')
+    monkeypatch.setattr(dataset_tool, 'encode_png', real_encode)
+    dataset_tool.convert_dataset('builtin:shapes', str(tmp_path / 'keep.zip'), resolution=16, max_images=4, progress=False, workers=1)
+    old = (tmp_path / 'keep.zip').read_bytes()
+    monkeypatch.setattr(dataset_tool, 'encode_png', encode_then_interrupt)
     calls.clear()
     with pytest.raises(KeyboardInterrupt):
         dataset_tool.convert_dataset('builtin:shapes', str(tmp_path / 'keep.zip'), resolution=16, max_images=100,
                                      overwrite=True, progress=False, workers=1)
-    assert os.listdir(tmp_path) == ['keep.zip'] and (tmp_path / 'keep.zip').read_bytes() == b'old'
+    assert os.listdir(tmp_path) == ['keep.zip'] and (tmp_path / 'keep.zip').read_bytes() == old
 
 #----------------------------------------------------------------------------
 # CelebA.

@@ -178,9 +178,13 @@ def test_training_reports_metrics_to_tensorboard_and_warns_once(tmp_path, monkey
     monkeypatch.setenv('CGGAN_OFFLINE', '1')
     monkeypatch.setattr(metric_main, 'calc_metric', functools.partial(metric_main.calc_metric, feature_extractor='random-conv',
                                                                       progress=False, num_workers=0))
+    import dataset_tool
+    data = str(tmp_path / 'shapes-16.zip')                   # metrics build only allow-listed data sets: a real one
+    dataset_tool.convert_dataset('builtin:shapes', data, resolution=16, max_images=32, progress=False)
     log = []
     training_loop(**tiny_kwargs(str(tmp_path / 'run'), total_kimg=0.032, metrics=['fid1k_full', 'is50k'], network_snapshot_ticks=1,
-                                log_fn=log.append))
+                                log_fn=log.append, training_set_kwargs=dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset',
+                                                                                      path=data, use_labels=True)))
     warnings = [l for l in log if l.startswith('Warning: metric')]
     assert len(warnings) == 1 and 'is50k skipped for the rest of this run: Inception weights not found' in warnings[0]   # 3 snapshots
     assert sum('fd1k_full@random-conv' in l for l in log) == 3

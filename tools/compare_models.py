@@ -305,10 +305,8 @@ def markdown_table(results):
 
 
 def write_atomic(path, text):
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
+    with dnnlib.util.atomic_write(path, 'w') as f:  # our temp naming: a killed run's leftover is recognised
         f.write(text)
-    os.replace(tmp, path)
 
 #----------------------------------------------------------------------------
 
@@ -349,7 +347,8 @@ def evaluate(nets, data, num_latents, swap_samples, seed, tau, do_bench, i_dim=N
                 if data is not None:
                     kw.path = data
                 kw.update(use_labels=True, max_size=None, xflip=False)
-                dataset = dnnlib.util.construct_class_by_name(**kw)
+                from torch_utils import allowlist
+                dataset = allowlist.construct('dataset', kw, f'{path}: training_set_kwargs')  # the snapshot names it
                 probe = swap.train_swap_probe(dataset, device='cpu', seed=0)
             Ge = G_ema.eval().requires_grad_(False)
             r.update({k: v for k, v in swap.calc_swap_metrics(Ge, num_samples=swap_samples, probe=probe, seed=seed).items()
@@ -383,6 +382,7 @@ def _model_kind(G, name):
 def main(data, outdir, models, kimg, seed, network, parallel, num_latents, tau, swap_samples, bench, threads):
     """Train (or load) StyleGAN2-ADA, i-StyleGAN and CG-GAN and compare their Jacobian sparsity,
     active style dims, swap metrics and speed; writes results.json and results.md."""
+    dnnlib.util.check_finite_options()
     torch.set_num_threads(threads)
     try:
         if network:
@@ -402,6 +402,8 @@ def main(data, outdir, models, kimg, seed, network, parallel, num_latents, tau, 
             print(f'trained {len(nets)} models in {time.time() - t0:.0f} s')
         results = evaluate(nets, data, num_latents, swap_samples, seed, tau, bench)
     except UserError as e:
+        raise click.ClickException(str(e)) from None
+    except ValueError as e:  # a snapshot that is refused or unreadable (LegacyError, SnapshotError, RefusedError)
         raise click.ClickException(str(e)) from None
     os.makedirs(outdir, exist_ok=True)
     write_atomic(os.path.join(outdir, 'results.json'), json.dumps(results, indent=2) + '\n')

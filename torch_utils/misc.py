@@ -93,6 +93,8 @@ def copy_params_and_buffers(src_module, dst_module, require_all=False):
     src_tensors = dict(named_params_and_buffers(src_module))
     for name, tensor in named_params_and_buffers(dst_module):
         if name in src_tensors:
+            if src_tensors[name].shape != tensor.shape:
+                raise RuntimeError(f'{name} has shape {list(src_tensors[name].shape)} in the source, {list(tensor.shape)} here')
             tensor.copy_(src_tensors[name].detach())
         elif require_all:
             raise KeyError(f'copy_params_and_buffers: source has no tensor named "{name}"')

@@ -4,8 +4,9 @@ File `network-snapshot-NNNNNN.pt` holds a dict
     {'format': 'cggan-snapshot', 'version': 1,
      <name>: {'record': 'module', 'class_name', 'init_kwargs', 'state_dict', 'training'},  # per module
      <name>: any weights-only-safe data (optimizer state dicts, counters, RNG states, options)}.
-Modules are rebuilt by dotted class name, and only for classes under our own packages, so loading a
-snapshot never imports or runs anything that the file names outside this code base.
+Modules are rebuilt only under the keys G, G_ema, D and augment_pipe, each from the exact class names
+torch_utils/allowlist.py lists for its slot, with plain bounded kwargs; the zip is checked (entries
+stored, sizes within the file) before torch.load, and its contents bounded before anything walks them.
 """
 import collections
 import io
@@ -16,11 +17,12 @@ import numpy as np
 import torch
 
 import dnnlib
+from torch_utils import allowlist
 from torch_utils import persistence
 
 FORMAT = 'cggan-snapshot'
 VERSION = 1
-ALLOWED_PACKAGES = ('training.', 'torch_utils.', 'metrics.')
+MODULE_SLOTS = {'G': 'G', 'G_ema': 'G', 'D': 'D', 'augment_pipe': 'augment_pipe'}  # key -> allowlist slot
 ZIP_MAGIC = b'PK\x03\x04'
 
 #----------------------------------------------------------------------------
@@ -77,23 +79,35 @@ def module_to_record(module: torch.nn.Module) -> dict:
                 state_dict=state, training=bool(module.training))
 
 
-def check_class_name(class_name: str):
-    if not isinstance(class_name, str) or not class_name.startswith(ALLOWED_PACKAGES):
-        raise SnapshotError(f'refusing to build class {class_name!r}: snapshots may only name classes under '
-                            f'{", ".join(p.rstrip(".") for p in ALLOWED_PACKAGES)}.')
-
-
-def module_from_record(record: dict, device='cpu') -> torch.nn.Module:
-    """Rebuild a module from its record: construct by class name, then load the state dict strictly."""
-    class_name = record['class_name']
-    check_class_name(class_name)
-    kwargs = _to_easydict(dict(record.get('init_kwargs') or {}))
+def record_spec(record: dict, slot: str = 'G', where: str = 'snapshot') -> dict:
+    """The checked {'class_name', **init_kwargs} of a module record (allow-listed class of `slot`, plain
+    bounded kwargs, a dict of named tensors, a bool training flag); raises SnapshotError."""
+    kwargs, state, training = record.get('init_kwargs'), record.get('state_dict'), record.get('training', False)
+    if kwargs is None:
+        kwargs = {}
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise SnapshotError(f'{where}: its state_dict is {allowlist.brief(state)}, not a dict of named tensors; the file is corrupt.')
+    if not isinstance(training, bool):
+        raise SnapshotError(f'{where}: "training" is {allowlist.brief(training)}, not true or false; the file is corrupt.')
+    if not isinstance(kwargs, dict):
+        raise SnapshotError(f'{where}: init_kwargs is {allowlist.brief(kwargs)}, not a dict; the file is corrupt.')
+    spec = dict(_to_easydict(dict(kwargs)), class_name=record.get('class_name'))
     try:
-        module = dnnlib.util.construct_class_by_name(class_name=class_name, **kwargs)
-    except (ImportError, AttributeError) as e:
-        raise SnapshotError(f'cannot build {class_name}: {e}; is this snapshot from a newer version of the code?') from None
-    load_state_checked(module, record['state_dict'], class_name)
-    module.train(bool(record.get('training', False)))
+        allowlist.check_spec(slot, spec, where)
+    except allowlist.RefusedError as e:
+        raise SnapshotError(str(e)) from None
+    return spec
+
+
+def module_from_record(record: dict, device='cpu', slot: str = 'G', where: str = 'snapshot') -> torch.nn.Module:
+    """Rebuild a module from its record: an allow-listed class of `slot`, then the state dict loaded strictly."""
+    spec = record_spec(record, slot, where)
+    try:
+        module = allowlist.construct(slot, spec, where)
+    except allowlist.RefusedError as e:
+        raise SnapshotError(str(e)) from None
+    load_state_checked(module, record['state_dict'], spec['class_name'])
+    module.train(record.get('training', False))
     return module.to(device)
 
 
@@ -126,12 +140,22 @@ def _encode(obj, where):
     return to_plain(obj, where)
 
 
-def _decode(obj, device, rebuild_modules):
-    if is_module_record(obj):
-        return module_from_record(obj, device) if rebuild_modules else obj
-    if isinstance(obj, dict) and not isinstance(obj, collections.OrderedDict):
-        return {k: _decode(v, device, rebuild_modules) for k, v in obj.items()}
+def _decode(key, obj, device, rebuild_modules, name):
+    if is_module_record(obj) and rebuild_modules:
+        if key not in MODULE_SLOTS:
+            raise SnapshotError(f'{name}: "{key}" holds a network record, which only {", ".join(MODULE_SLOTS)} may; refusing to build it.')
+        return module_from_record(obj, device, MODULE_SLOTS[key], f'{name}: {key}')
     return obj
+
+
+def check_records(data: dict, name: str):
+    """For data read with rebuild_modules=False: every module record is one that would be built (its key,
+    allow-listed class, kwargs, state), so a later rebuild cannot fail on the file; raises SnapshotError."""
+    for key, obj in data.items():
+        if is_module_record(obj):
+            if key not in MODULE_SLOTS:
+                raise SnapshotError(f'{name}: "{key}" holds a network record, which only {", ".join(MODULE_SLOTS)} may; refusing to build it.')
+            record_spec(obj, MODULE_SLOTS[key], f'{name}: {key}')
 
 
 def save_snapshot(path: str, data: dict):
@@ -177,16 +201,33 @@ def load_snapshot(path_or_file, device='cpu', rebuild_modules: bool = True) -> d
     if f.read(4) != ZIP_MAGIC:
         raise SnapshotError(f'{name} is not a snapshot written by this code (no torch zip header).')
     f.seek(0)
+    from torch_utils import safe_pickle
+    try:
+        allowlist.check_zip(f, str(name))
+        safe_pickle.prescan_torch_zip(f, str(name))  # bounds and opcode rules before torch.load allocates anything
+    except allowlist.RefusedError as e:
+        raise SnapshotError(str(e)) from None
+    except safe_pickle.UnsafePickleError as e:
+        raise SnapshotError(str(e)) from None
+    except Exception as e:  # truncated or corrupt pickle
+        raise SnapshotError(f'cannot read {name}: the file is truncated, corrupt or not a snapshot ({type(e).__name__}: {str(e)[:160]}).') from None
     try:
         data = torch.load(f, map_location='cpu', weights_only=True)
     except Exception as e:  # truncated zips, foreign zips, pickles with non-weights globals
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SnapshotError(f'cannot read {name}: the file is truncated, corrupt or not a snapshot ({reason[:200]}).') from None
+    try:
+        allowlist.check_data(data, str(name), leaves=(torch.Tensor, torch.dtype, torch.device))
+    except allowlist.RefusedError as e:
+        raise SnapshotError(str(e)) from None
     if not isinstance(data, dict) or data.get('format') != FORMAT:
         raise SnapshotError(f'{name} is a torch file but not a {FORMAT} (it holds {type(data).__name__}'
-                            f'{" with keys " + ", ".join(map(str, list(data)[:5])) if isinstance(data, dict) else ""}).')
-    if not isinstance(data.get('version'), int) or data['version'] > VERSION:
-        raise SnapshotError(f'{name} has snapshot version {data.get("version")}, newer than this code reads ({VERSION}); update the code.')
-    return {k: _decode(v, device, rebuild_modules) for k, v in data.items()}
+                            f'{" with keys " + ", ".join(allowlist.brief(k) for k in list(data)[:5]) if isinstance(data, dict) else ""}).')
+    version = data.get('version')
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise SnapshotError(f'{name} has snapshot version {allowlist.brief(version)}, which is not a version number; the file is corrupt.')
+    if version > VERSION:
+        raise SnapshotError(f'{name} has snapshot version {version}, newer than this code reads ({VERSION}); update the code.')
+    return {k: _decode(k, v, device, rebuild_modules, name) for k, v in data.items()}
 
 #----------------------------------------------------------------------------

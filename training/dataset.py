@@ -15,7 +15,9 @@ import torch
 
 import dnnlib
 from datasets.errors import DatasetError
-from datasets.images import is_image_name
+
+MAX_DOMAINS = 1024  # as torch_utils/allowlist.py bounds c_dim
+from datasets.images import MAX_IMAGE_BYTES, is_image_name, open_image, read_member
 
 #----------------------------------------------------------------------------
 
@@ -189,9 +191,13 @@ class ImageFolderDataset(Dataset):
         return self._zipfile
 
     def _open_file(self, fname):
+        limit = MAX_IMAGE_BYTES * 4 if fname == 'dataset.json' else MAX_IMAGE_BYTES
         if self._type == 'dir':
-            return open(os.path.join(self._path, fname), 'rb')
-        return self._get_zipfile().open(fname, 'r')
+            path = os.path.join(self._path, fname)
+            if os.path.getsize(path) > limit:
+                raise DatasetError(f'"{fname}" in "{self._path}" has {os.path.getsize(path)} bytes, more than the limit of {limit}; rebuild the dataset.')
+            return open(path, 'rb')
+        return io.BytesIO(read_member(self._get_zipfile(), fname, limit))
 
     def close(self):
         try:
@@ -217,7 +223,9 @@ class ImageFolderDataset(Dataset):
         fname = self._image_fnames[raw_idx]
         try:
             with self._open_file(fname) as f:
-                image = np.array(PIL.Image.open(io.BytesIO(f.read())))
+                image = np.array(open_image(io.BytesIO(f.read()), fname))
+        except DatasetError:
+            raise
         except Exception as e:
             raise DatasetError(f'Cannot read image "{fname}" in "{self._path}" ({e}); rebuild the dataset.') from None
         if image.ndim == 2:
@@ -232,12 +240,29 @@ class ImageFolderDataset(Dataset):
         labels = self._meta.get('labels')
         if labels is None:
             return None
-        labels = dict(labels)
-        missing = [f for f in self._image_fnames if f not in labels]
+        where = f'dataset.json of "{self._path}"'
+        if not isinstance(labels, list) or not all(isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) for e in labels):
+            raise DatasetError(f'"labels" in {where} is not a list of [file, label] pairs; rebuild the dataset.')
+        found = {}
+        for fname, label in labels:
+            if fname in found and found[fname] != label:
+                raise DatasetError(f'Image "{fname[:100]}" has two different labels in {where}; rebuild the dataset.')
+            found[fname] = label
+        missing = [f for f in self._image_fnames if f not in found]
         if missing:
-            raise DatasetError(f'Image "{missing[0]}" has no label in dataset.json of "{self._path}"; rebuild the dataset.')
-        labels = np.array([labels[f] for f in self._image_fnames])
-        return labels.astype({1: np.int64, 2: np.float32}[labels.ndim])
+            raise DatasetError(f'Image "{missing[0]}" has no label in {where}; rebuild the dataset.')
+        values = [found[f] for f in self._image_fnames]
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):  # domain indices
+            bad = next((v for v in values if not 0 <= v < MAX_DOMAINS), None)
+            if bad is not None:
+                raise DatasetError(f'A label in {where} is {bad}; domain labels are integers in 0..{MAX_DOMAINS - 1}.')
+            return np.array(values, dtype=np.int64)
+        width = len(values[0]) if isinstance(values[0], list) else None
+        if width is None or width > MAX_DOMAINS or not all(isinstance(v, list) and len(v) == width and
+                                                            all(isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in v) for v in values):
+            raise DatasetError(f'The labels in {where} are neither domain integers nor vectors of one length of finite numbers; '
+                               'rebuild the dataset with dataset_tool.py.')
+        return np.array(values, dtype=np.float32)
 
     # Multi-domain extras ------------------------------------------------------
 
@@ -245,6 +270,8 @@ class ImageFolderDataset(Dataset):
     def domain_names(self):
         """Names of the domains in label order, or None when the file does not store them."""
         names = self._meta.get('domains')
+        if names is not None and not (isinstance(names, list) and len(names) <= MAX_DOMAINS and all(isinstance(n, str) for n in names)):
+            raise DatasetError(f'"domains" in dataset.json of "{self._path}" is not a list of at most {MAX_DOMAINS} names; rebuild the dataset.')
         return list(names) if names is not None else None
 
     @property

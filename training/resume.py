@@ -112,18 +112,25 @@ def suggest_total(kimg: float) -> str:
 
 def peek(resume):
     """(kind, stored options or None, saved record dict) of a resume file, read without building modules."""
-    from torch_utils.snapshot import load_snapshot, SnapshotError
+    from torch_utils import allowlist
+    from torch_utils.snapshot import check_records, load_snapshot, SnapshotError
     if not resume.endswith('.pt'):
         return 'pickle', None, None
     if not os.path.isfile(resume):
         raise ResumeError(f'--resume file "{resume}" does not exist; check the path.')
     try:
         saved = load_snapshot(resume, rebuild_modules=False)
+        check_records(saved, resume)                    # a hostile network record fails here, before any run folder exists
     except SnapshotError as e:
         raise ResumeError(f'Cannot resume from "{resume}": {e}') from None
-    if not isinstance(saved.get('options'), dict) or 'cur_nimg' not in saved:
+    if saved.get('options') is None or 'cur_nimg' not in saved:
         return 'weights', None, saved
-    return 'exact', _plain(saved['options']), saved
+    try:                                                # class names only from the allow-list (this code's), values checked
+        stored = allowlist.run_options(saved['options'], f'Cannot resume from "{resume}"')
+        allowlist.resume_state(saved, f'Cannot resume from "{resume}"', stored.batch_size)
+    except allowlist.RefusedError as e:
+        raise ResumeError(str(e)) from None
+    return 'exact', stored, saved
 
 
 def _record_kwargs(saved, name):
@@ -169,7 +176,11 @@ def exact_resume(resume, stored, saved, c, data, explicit, requested_model, log)
     if total_kimg * 1000 <= int(saved['cur_nimg']):
         raise ResumeError(f'The snapshot is at {cur_kimg:g} kimg and --kimg is the total length of the run ({total_kimg:g}); '
                           f'pass a larger total, e.g. --kimg={suggest_total(cur_kimg)}.')
-    arch_given = sorted(k for k in ARCHITECTURE if k in explicit)
+    res = stored.training_set_kwargs.get('resolution')
+    if res != data.resolution:
+        raise ResumeError(f'The snapshot was trained on {res} px images but --data holds {data.resolution} px; '
+                          f'resume with data of the same resolution (or start a new run).')
+    arch_given = sorted(k for k in NETWORK if k in explicit)
     if arch_given and architecture(c.G_kwargs, c.D_kwargs) != architecture(stored.G_kwargs, stored.D_kwargs):
         opts = ', '.join(f'--{k.replace("_", "-")}' for k in arch_given)
         raise ResumeError(f'{opts} would change the networks of "{resume}"; an exact resume keeps the snapshot\'s architecture, '

@@ -6,6 +6,7 @@ slice of a seeded per-epoch permutation. Hence 1 rank x 2 rounds computes the sa
 round, and a resumed run continues exactly where the snapshot left it (on the same device type).
 """
 import copy
+import functools
 import glob
 import json
 import os
@@ -17,6 +18,7 @@ import PIL.Image
 import torch
 
 import dnnlib
+from datasets.errors import DatasetError
 from torch_utils import distributed, misc, training_stats
 
 SNAPSHOT_RE = re.compile(r'network-snapshot-(\d{6})\.pt$')
@@ -123,9 +125,8 @@ def save_image_grid(img, path, drange, grid_size):
     _N, C, H, W = img.shape
     img = img.reshape(gh, gw, C, H, W).transpose(0, 3, 1, 4, 2).reshape(gh * H, gw * W, C)
     image = PIL.Image.fromarray(img[:, :, 0], 'L') if C == 1 else PIL.Image.fromarray(img, 'RGB')
-    tmp = f'{path}.tmp{os.getpid()}.png'
-    image.save(tmp)
-    os.replace(tmp, path)
+    with dnnlib.util.atomic_write(path) as f:
+        image.save(f, format='PNG')
 
 
 def generate_grid(G_ema, grid_z, grid_c, batch_gpu):
@@ -222,7 +223,8 @@ def training_loop(
 
     # Training set.
     log('Loading training set...')
-    training_set = dnnlib.util.construct_class_by_name(**training_set_kwargs)
+    build = functools.partial(_build, resume_snapshot)
+    training_set = build(**training_set_kwargs)
     sampler = GlobalBatchSampler(len(training_set), rank, num_gpus, batch_size, batch_gpu, seed=random_seed, start_nimg=start_nimg)
     loader_kwargs = dict(data_loader_kwargs)
     if loader_kwargs.get('num_workers', 0) == 0:
@@ -233,8 +235,8 @@ def training_loop(
 
     # Networks.
     common_kwargs = dict(c_dim=training_set.label_dim, img_resolution=training_set.resolution, img_channels=training_set.num_channels)
-    G = dnnlib.util.construct_class_by_name(**G_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
-    D = dnnlib.util.construct_class_by_name(**D_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
+    G = build(**G_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
+    D = build(**D_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
     G_ema = copy.deepcopy(G).eval()
 
     if state is not None:
@@ -261,7 +263,7 @@ def training_loop(
     augment_pipe = None
     ada = None
     if augment_kwargs is not None and (augment_p > 0 or ada_target is not None):
-        augment_pipe = dnnlib.util.construct_class_by_name(**augment_kwargs).train().requires_grad_(False).to(device)
+        augment_pipe = build(**augment_kwargs).train().requires_grad_(False).to(device)
         augment_pipe.p.copy_(torch.as_tensor(augment_p))
         if ada_target is not None:
             from training.augment import AdaController
@@ -270,7 +272,7 @@ def training_loop(
             augment_pipe.p.copy_(torch.as_tensor(float(state['augment_p'])))
 
     # Loss and optimisers; lazy regularisation scales lr and betas by c = interval / (interval + 1) (StyleGAN2 App. C).
-    loss = dnnlib.util.construct_class_by_name(device=device, G=G, D=D, augment_pipe=augment_pipe, **loss_kwargs)
+    loss = build(device=device, G=G, D=D, augment_pipe=augment_pipe, **loss_kwargs)
     if ada is not None:
         loss.real_sign_hook = ada.accumulate
     from training import fast_path
@@ -280,7 +282,7 @@ def training_loop(
     phases = []
     for name, module, opt_kwargs, reg_interval in [('G', G, G_opt_kwargs, G_reg_interval), ('D', D, D_opt_kwargs, D_reg_interval)]:
         if reg_interval is None:
-            opt = dnnlib.util.construct_class_by_name(params=module.parameters(), **opt_kwargs)
+            opt = build(params=module.parameters(), **opt_kwargs)
             phases += [dnnlib.EasyDict(name=name + 'both', module=module, opt=opt, interval=1)]
         else:
             mb_ratio = reg_interval / (reg_interval + 1)
@@ -288,7 +290,7 @@ def training_loop(
             opt_kwargs.lr = opt_kwargs.lr * mb_ratio
             if 'betas' in opt_kwargs:
                 opt_kwargs.betas = [beta ** mb_ratio for beta in opt_kwargs.betas]
-            opt = dnnlib.util.construct_class_by_name(params=module.parameters(), **opt_kwargs)
+            opt = build(params=module.parameters(), **opt_kwargs)
             phases += [dnnlib.EasyDict(name=name + 'main', module=module, opt=opt, interval=1)]
             phases += [dnnlib.EasyDict(name=name + 'reg', module=module, opt=opt, interval=reg_interval)]
 
@@ -296,22 +298,26 @@ def training_loop(
     cur_nimg, cur_tick, batch_idx = 0, 0, 0
     tick_start_nimg = 0
     if state is not None:
-        for phase, key in ((phases[0], 'G_opt'), (phases[-1], 'D_opt')):
-            configured = [dict(lr=g['lr'], betas=g.get('betas')) for g in phase.opt.param_groups]
-            phase.opt.load_state_dict(state[key])
-            for group, conf in zip(phase.opt.param_groups, configured):   # moments from the run, lr and betas as configured now
-                group.update({k: v for k, v in conf.items() if v is not None})
-        if 'loss' in state:
-            loss.load_state_dict(state['loss'])
-        if ada is not None and 'ada' in state:
-            ada.num_steps = int(state['ada']['num_steps'])
-            ada._acc = state['ada']['acc'].to(device) if state['ada'].get('acc') is not None else None
-        cur_nimg, cur_tick, batch_idx = int(state['cur_nimg']), int(state['cur_tick']), int(state['batch_idx'])
-        tick_start_nimg = cur_nimg
-        if 'torch_rng' in state and rank == 0:
-            torch.set_rng_state(state['torch_rng'])
-            name, keys, pos, has_gauss, cached = state['numpy_rng']
-            np.random.set_state((name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
+        try:  # the run state comes from a file: any malformed part is one sentence
+            for phase, key in ((phases[0], 'G_opt'), (phases[-1], 'D_opt')):
+                configured = [dict(lr=g['lr'], betas=g.get('betas')) for g in phase.opt.param_groups]
+                phase.opt.load_state_dict(state[key])
+                for group, conf in zip(phase.opt.param_groups, configured):   # moments from the run, lr and betas as configured now
+                    group.update({k: v for k, v in conf.items() if v is not None})
+            if 'loss' in state:
+                loss.load_state_dict(state['loss'])
+            if ada is not None and 'ada' in state:
+                ada.num_steps = int(state['ada']['num_steps'])
+                ada._acc = state['ada']['acc'].to(device) if state['ada'].get('acc') is not None else None
+            cur_nimg, cur_tick, batch_idx = int(state['cur_nimg']), int(state['cur_tick']), int(state['batch_idx'])
+            tick_start_nimg = cur_nimg
+            if 'torch_rng' in state and rank == 0:
+                torch.set_rng_state(state['torch_rng'])
+                name, keys, pos, has_gauss, cached = state['numpy_rng']
+                np.random.set_state((name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as e:
+            raise TrainingError(f'The run state in "{resume_snapshot}" is malformed ({type(e).__name__}: {str(e)[:160]}); '
+                                f'resume from another snapshot.') from None
     total_nimg = int(round(total_kimg * 1000))
 
     # Image grid of reals and of the initial fakes (one block of rows per domain).
@@ -358,7 +364,10 @@ def training_loop(
     while not done:
         # Fetch this rank's reals (all rounds of the step) and the global latents/labels of every phase.
         with torch.autograd.profiler.record_function('data_fetch'):
-            phase_real_img, phase_real_c = next(training_set_iterator)
+            try:
+                phase_real_img, phase_real_c = next(training_set_iterator)
+            except DatasetError as e:  # a corrupt image inside the data set (raised here or in a loader worker)
+                raise TrainingError(str(e).strip().splitlines()[-1].split('DatasetError: ')[-1]) from None
             phase_real_img = (phase_real_img.to(device).to(torch.float32) / 127.5 - 1).split(batch_gpu)
             phase_real_c = phase_real_c.to(device).to(torch.float32).split(batch_gpu)
             gen = torch.Generator().manual_seed(_seed(random_seed, batch_idx, 1))
@@ -523,6 +532,18 @@ def _rss_gb():
 def _plain_rng(state):
     name, keys, pos, has_gauss, cached = state
     return [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)]
+
+
+def _build(resume_snapshot, **kwargs):
+    """construct_class_by_name; on an exact resume the settings come from the snapshot, so settings that
+    a constructor rejects are one sentence (on a fresh run they come from the code: keep the traceback)."""
+    try:
+        return dnnlib.util.construct_class_by_name(**kwargs)
+    except (TypeError, ValueError) as e:
+        if resume_snapshot is None:
+            raise
+        raise TrainingError(f'The {kwargs.get("class_name")} settings stored in "{resume_snapshot}" do not fit this code '
+                            f'({type(e).__name__}: {str(e)[:160]}); resume from another snapshot.') from None
 
 
 def load_weights(path):
