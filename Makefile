@@ -21,7 +21,7 @@ test: venv
 
 demo: venv
 	$(PY) dataset_tool.py --source=builtin:shapes --dest=$(DEMO)/shapes-16.zip --resolution=16 --max-images=10000 --seed=0 --overwrite
-	$(PY) train.py --outdir=$(DEMO)/runs --data=$(DEMO)/shapes-16.zip --cfg=tiny --cbase=512 --cmax=32 --model=cg-gan --aug=noaug --kimg=48 --tick=8 --snap=3 --metrics=none
+	$(PY) train.py --outdir=$(DEMO)/runs --data=$(DEMO)/shapes-16.zip --cfg=tiny --cbase=512 --cmax=32 --model=cg-gan --aug=noaug --kimg=40 --tick=8 --snap=5 --metrics=none
 	$(PY) tools/demo_report.py --run=$(DEMO)/runs --data=$(DEMO)/shapes-16.zip --outdir=$(DEMO)/swap
 	@echo "Done: grids and snapshots are in $(DEMO)/runs/ (fakes*.png, network-snapshot-*.pt), the swap grid in $(DEMO)/swap/."
 

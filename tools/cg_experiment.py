@@ -255,8 +255,8 @@ def figures(o, summary, scores, default):
     import matplotlib.pyplot as plt
     lams = sorted(summary)
     xs = [l if l > 0 else min(x for x in lams if x > 0) / 10 for l in lams]
-    keys = [('fd_oracle', 'fd_oracle (lower = better)'), ('style_l1', 'style column L1'), ('mig_style', 'MIG, style dims'),
-            ('content_kept', 'content kept under swap')]
+    keys = [('fd_oracle', 'fd_oracle (lower = better)'), ('style_l1', 'style column L1 (raw)'),
+            ('style_l1_l2', 'style column L1/L2 (scale-free, lower = sparser)'), ('content_kept', 'content kept under swap')]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
     for ax, (k, label) in zip(axes, keys):
         m = [summary[l][k][0] for l in lams]
@@ -267,7 +267,7 @@ def figures(o, summary, scores, default):
         ax.set_xscale('log')
         ax.set_xticks(xs)
         ax.set_xticklabels([f'{l:g}' for l in lams])
-        ax.set_xlabel('λ (L_s weight)')
+        ax.set_xlabel('lambda (L_s weight)')
         ax.set_title(label, fontsize=9)
         if default is not None:
             ax.axvline(default, color='green', ls=':', lw=1)
@@ -284,7 +284,7 @@ def figures(o, summary, scores, default):
         rec = next(r for r in scores if r['lam'] == lam and r['seed'] == o.seeds[0])
         G = load_snapshot(rec['snapshot'])['G_ema']
         grids.append(domain_swap.swap_grid(G, list(range(8)), truncation_psi=1.0))
-        headers += [f'λ={lam:g} d{k}' for k in range(G.c_dim)]
+        headers += [f'lam={lam:g} d{k}' for k in range(G.c_dim)]
     up = max(1, 64 // o.res)
     imgs = torch.cat(grids, dim=1).repeat_interleave(up, dim=-1).repeat_interleave(up, dim=-2)
     domain_swap.save_grid_png(imgs, os.path.join(o.outdir, 'swaps.png'), col_headers=headers)
