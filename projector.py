@@ -102,7 +102,9 @@ def main(network, target_fname, num_steps, seed, save_video, outdir, domain, spa
         distance = projection.make_distance(target, loss, vgg16, allow_download=True, device=dev)
         print(f'Distance: {distance.name}; space: {space}.')
         frames = [] if save_video else None
-        res = projection.project(G, target, c, space=space, num_steps=num_steps, distance=distance, seed=seed, frames=frames)
+        w_stats = projection.domain_w_stats(G, dev) if space == 'w' else None
+        res = projection.project(G, target, c, space=space, num_steps=num_steps, distance=distance, seed=seed, frames=frames,
+                                 w_stats=w_stats and w_stats[index or 0])
         os.makedirs(outdir, exist_ok=True)
         dnnlib.util.remove_stale_temp_files(outdir)
         generate.save_png(os.path.join(outdir, 'target.png'), target_arr)
@@ -113,7 +115,7 @@ def main(network, target_fname, num_steps, seed, save_video, outdir, domain, spa
         if save_video:
             save_gif(os.path.join(outdir, 'proj.gif'), frames, target_arr)
         if swap:
-            imgs = projection.render_domains(G, res, range(G.c_dim), c_src=c, noise=res['noise'])
+            imgs = projection.render_domains(G, res, range(G.c_dim), c_src=c, noise=res['noise'], w_stats=w_stats)
             domain_swap.save_grid_png(domain_swap.to_uint8(imgs)[None], os.path.join(outdir, 'swap.png'),
                                       col_headers=names, row_headers=[f'proj ({space})'])
         summary = dict(network=str(network)[:500], target=str(target_fname)[:500], space=space, distance=distance.name,

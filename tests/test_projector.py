@@ -1,5 +1,7 @@
 """projector.py and generate.py --projected-*: a tiny random CG-GAN generator projects its own images
 back (W and latent space), swaps domains, runs offline, and refuses bad input with one sentence."""
+import os
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -149,5 +151,11 @@ def test_bad_inputs_one_sentence(nets, tmp_path):
         res = _run(main, *args, '--outdir', tmp_path / 'o')
         assert res.exit_code == 1 and sentence in res.output and 'Traceback' not in res.output, (args, res.output)
         assert res.output.strip().count('\n') <= 1 or res.output.splitlines()[-1].startswith('Error:'), res.output
+
+
+def test_help_text_is_documented():
+    res = CliRunner().invoke(projector.main, ['--help'], prog_name='projector.py')
+    doc = open(os.path.join(os.path.dirname(__file__), '..', 'docs', 'projector-help.txt')).read()
+    assert doc.split() == res.output.split(), 'regenerate docs/projector-help.txt with: COLUMNS=80 python projector.py --help'  # wrapping aside
 
 #----------------------------------------------------------------------------

@@ -80,12 +80,20 @@ def default_space(G) -> str:
     return 'latent' if getattr(G.mapping, 'has_importance', False) else 'w'
 
 
+@torch.no_grad()
 def domain_w_avg(G, c, num_samples=10000, seed=123):
     """(mean W [1, 1, w_dim], spread = root mean squared distance to it) of G in domain c, as NVIDIA's projector."""
     z = torch.from_numpy(np.random.RandomState(seed).randn(num_samples, G.z_dim)).to(torch.float32).to(c.device)
     w = G.mapping(z, c.expand(num_samples, -1))[:, :1, :]
     w_avg = w.mean(dim=0, keepdim=True)
     return w_avg, float((w - w_avg).square().sum() / num_samples) ** 0.5
+
+
+def domain_w_stats(G, device='cpu'):
+    """[domain_w_avg per domain] (one entry, label zeros, for unconditional G): computed once, passed to
+    project / render_domains."""
+    labels = torch.eye(G.c_dim, device=device) if G.c_dim else torch.zeros([1, 0], device=device)
+    return [domain_w_avg(G, lab[None]) for lab in labels]
 
 
 def _noise_buffers(G):
@@ -112,12 +120,13 @@ def _lr_at(t, lr):
 
 
 def project(G, target, c=None, space='w', num_steps=1000, distance=None, seed=0, lr=0.1, noise_factor=0.05,
-            noise_ramp=0.75, noise_weight=1e5, init_draws=16, progress=True, frames=None):
+            noise_ramp=0.75, noise_weight=1e5, init_draws=16, progress=True, frames=None, w_stats=None):
     """Fit `target` (float [1, C, H, W] in [-1, 1]) in domain c ([1, c_dim], zeros for unconditional G).
 
     Returns dict: 'space'; 'w' [1, num_ws, w_dim] (the projection's W); 'eps' [1, z_dim] (latent space only);
     'image' [1, C, H, W] (rendered with the optimised noise); 'noise' {buffer name: tensor}; 'loss' per step.
     G is not changed (a copy's noise buffers are optimised). `frames`: a list that gets a uint8 HWC image per step.
+    w_stats: domain_w_avg(G, c), when the caller has it.
     """
     if space not in ('w', 'latent'):
         raise ValueError(f'space must be "w" or "latent", got {space!r}')
@@ -132,7 +141,7 @@ def project(G, target, c=None, space='w', num_steps=1000, distance=None, seed=0,
         buf.requires_grad = True
 
     if space == 'w':
-        start, spread = domain_w_avg(G, c)
+        start, spread = w_stats or domain_w_avg(G, c)
         render = lambda v: G.synthesis(v.repeat(1, G.num_ws, 1), noise_mode='const')
     else:
         draws = torch.from_numpy(np.random.RandomState(int(seed)).randn(init_draws, G.z_dim)).to(torch.float32).to(device)
@@ -172,9 +181,10 @@ def project(G, target, c=None, space='w', num_steps=1000, distance=None, seed=0,
 
 
 @torch.no_grad()
-def render_domains(G, result, domains, c_src=None, noise=None):
+def render_domains(G, result, domains, c_src=None, noise=None, w_stats=None):
     """[len(domains), C, H, W] float: the projection rendered in each domain. Latent space: eps with each
-    label. W space (no domain handle): w shifted by the difference of the domains' mean W (see docs)."""
+    label. W space (no domain handle): w shifted by the difference of the domains' mean W (see docs);
+    w_stats: domain_w_stats(G), when the caller has it."""
     G = copy.deepcopy(G).eval().to(result['w'].device)
     for name, buf in G.synthesis.named_buffers():
         if noise and name in noise:
@@ -182,8 +192,9 @@ def render_domains(G, result, domains, c_src=None, noise=None):
     labels = torch.eye(G.c_dim, device=result['w'].device)[list(domains)]
     if result['space'] == 'latent':
         return G(result['eps'].expand(len(labels), -1), labels, noise_mode='const')
-    base = domain_w_avg(G, c_src)[0]
-    ws = [result['w'] + (domain_w_avg(G, lab[None])[0] - base) for lab in labels]
+    means = [m for m, _s in (w_stats or domain_w_stats(G, labels.device))]
+    base = means[int(c_src[0].argmax())]
+    ws = [result['w'] + (means[d] - base) for d in domains]
     return G.synthesis(torch.cat(ws), noise_mode='const')
 
 
