@@ -7,6 +7,7 @@ Examples:
 """
 import os
 import re
+import zipfile
 
 import click
 import numpy as np
@@ -209,9 +210,12 @@ def load_projection(path: str, keys: dict) -> dict:
     if os.path.getsize(path) > MAX_PROJECTION_BYTES:
         raise UserError(f'"{path}" is larger than any projection file ({MAX_PROJECTION_BYTES >> 20} MB); pass the .npz that projector.py wrote.')
     try:
+        with zipfile.ZipFile(path) as z:  # members may be compressed: bound what they unpack to
+            if sum(info.file_size for info in z.infolist()) > MAX_PROJECTION_BYTES:
+                raise UserError(f'"{path}" unpacks to more than any projection file ({MAX_PROJECTION_BYTES >> 20} MB); pass the .npz that projector.py wrote.')
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: np.asarray(f[k]) for k in keys if k in f.files}
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise UserError(f'"{path}" is not a projection file ({type(e).__name__}); pass the .npz that projector.py wrote.') from None
     for key, shape in keys.items():
         a = arrays.get(key)
