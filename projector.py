@@ -108,7 +108,7 @@ def main(network, target_fname, num_steps, seed, save_video, outdir, domain, spa
         os.makedirs(outdir, exist_ok=True)
         dnnlib.util.remove_stale_temp_files(outdir)
         generate.save_png(os.path.join(outdir, 'target.png'), target_arr)
-        generate.save_png(os.path.join(outdir, 'proj.png'), projection.to_hwc_uint8(res['image'])[0])
+        generate.save_png(os.path.join(outdir, 'proj.png'), generate.to_uint8(res['image'])[0])
         save_npz(os.path.join(outdir, 'projected_w.npz'), w=res['w'].cpu().numpy())
         if space == 'latent':
             save_npz(os.path.join(outdir, 'projected_latent.npz'), eps=res['eps'].cpu().numpy(), c=c.cpu().numpy())

@@ -40,7 +40,7 @@ def nets(tmp_path_factory):
     G = out['cg'][1]
     img = G(domain_swap.seed_latent(5, G.z_dim), torch.eye(3)[[1]], noise_mode='const')
     target = root / 'target.png'
-    PIL.Image.fromarray(projection.to_hwc_uint8(img)[0]).save(target)
+    PIL.Image.fromarray(generate.to_uint8(img)[0]).save(target)
     out['target'] = str(target)
     return out
 
@@ -78,6 +78,16 @@ def test_projecting_own_image_recovers_it(nets, space):
         x_true, x_proj = G.mapping.latent(eps, c), G.mapping.latent(res['eps'], c)
         assert torch.nn.functional.cosine_similarity(x_true, x_proj).item() > 0.9
     assert torch.equal(G.synthesis.b4.conv1.noise_const, nets['cg'][1].synthesis.b4.conv1.noise_const)  # G untouched
+
+
+def test_noise_buffers_stay_white_and_normalised(nets):
+    G = nets['cg'][1]
+    white = {'a': torch.randn([16, 16], generator=torch.Generator().manual_seed(0))}
+    smooth = {'a': torch.nn.functional.interpolate(white['a'][None, None, :4, :4], size=(16, 16), mode='bilinear')[0, 0]}
+    assert float(projection._noise_penalty(smooth)) > 100 * float(projection._noise_penalty(white))
+    res = projection.project(G, torch.zeros([1, 3, 16, 16]), torch.eye(3)[[0]], space='latent', num_steps=5, progress=False)
+    for buf in res['noise'].values():
+        assert abs(float(buf.mean())) < 1e-5 and float(buf.square().mean()) == pytest.approx(1, abs=1e-4)
 
 
 def test_projector_cli_swap_grid_and_generate_round_trip(nets, tmp_path):

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 import tqdm
 
+from training import domain_swap
+
 #----------------------------------------------------------------------------
 
 class PixelPyramidDistance:
@@ -169,7 +171,7 @@ def project(G, target, c=None, space='w', num_steps=1000, distance=None, seed=0,
                 buf -= buf.mean()
                 buf *= buf.square().mean().rsqrt()
         if frames is not None:
-            frames.append(to_hwc_uint8(img.detach())[0])
+            frames.append(domain_swap.to_uint8(img.detach())[0].permute(1, 2, 0).numpy())
     with torch.no_grad():
         v = opt_var.detach()
         image = render(v)
@@ -196,10 +198,5 @@ def render_domains(G, result, domains, c_src=None, noise=None, w_stats=None):
     base = means[int(c_src[0].argmax())]
     ws = [result['w'] + (means[d] - base) for d in domains]
     return G.synthesis(torch.cat(ws), noise_mode='const')
-
-
-def to_hwc_uint8(img):
-    """[N, C, H, W] in [-1, 1] -> uint8 numpy [N, H, W, C] (NVIDIA's rounding)."""
-    return (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
 
 #----------------------------------------------------------------------------
