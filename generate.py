@@ -3,9 +3,11 @@
 Examples:
     python generate.py --network=runs/00000/network-snapshot-000400.pt --seeds=0-7 --outdir=out
     python generate.py --network=afhq.pt --seeds=0-15 --domain=dog --trunc=0.7 --grid --outdir=out
+    python generate.py --network=cg.pt --projected-latent=out/projected_latent.npz --swap-grid --outdir=out
 """
 import os
 import re
+import zipfile
 
 import click
 import numpy as np
@@ -198,6 +200,64 @@ def run_cg_mode(G, data, mode, seeds, domain, truncation_psi, noise_mode, outdir
         domain_swap.save_grid_png(rows, path, col_headers=[f'{v:+.1f}' for v in values], row_headers=[f'seed{s}' for s in seeds])
     print(f'Wrote "{path}".')
 
+MAX_PROJECTION_BYTES = 256 << 20  # projected_w.npz / projected_latent.npz files
+
+
+def load_projection(path: str, keys: dict) -> dict:
+    """Arrays of a projector .npz file (no pickles), each checked: keys = {name: shape after the first dim}."""
+    if not os.path.isfile(path):
+        raise UserError(f'projection file "{path}" does not exist; pass the .npz that projector.py wrote.')
+    if os.path.getsize(path) > MAX_PROJECTION_BYTES:
+        raise UserError(f'"{path}" is larger than any projection file ({MAX_PROJECTION_BYTES >> 20} MB); pass the .npz that projector.py wrote.')
+    try:
+        with zipfile.ZipFile(path) as z:  # members may be compressed: bound what they unpack to
+            if sum(info.file_size for info in z.infolist()) > MAX_PROJECTION_BYTES:
+                raise UserError(f'"{path}" unpacks to more than any projection file ({MAX_PROJECTION_BYTES >> 20} MB); pass the .npz that projector.py wrote.')
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: np.asarray(f[k]) for k in keys if k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise UserError(f'"{path}" is not a projection file ({type(e).__name__}); pass the .npz that projector.py wrote.') from None
+    for key, shape in keys.items():
+        a = arrays.get(key)
+        if a is None or a.dtype.kind != 'f' or a.ndim != len(shape) + 1 or len(a) < 1:
+            raise UserError(f'"{path}" has no float array "{key}" of shape [N, {", ".join(map(str, shape))}]; pass the .npz that projector.py wrote.')
+        if tuple(a.shape[1:]) != tuple(shape):
+            raise UserError(f'"{path}" holds {key} of shape {list(a.shape[1:])} per image but this network needs {list(shape)}: it was projected with another network.')
+        if not np.isfinite(a).all():
+            raise UserError(f'"{path}" holds non-finite values in "{key}"; project the image again.')
+    if len({len(a) for a in arrays.values()}) > 1:
+        raise UserError(f'"{path}" holds arrays of different lengths; pass the .npz that projector.py wrote.')
+    return {k: torch.from_numpy(a.astype(np.float32)) for k, a in arrays.items()}
+
+
+@torch.no_grad()
+def run_projected(G, data, projected_w, projected_latent, swap_grid, domain, truncation_psi, noise_mode, outdir):
+    """Render a projection: W (proj00.png, ...), or latent eps in its own or the given domain, or a swap grid."""
+    os.makedirs(outdir, exist_ok=True)
+    dev = next(G.parameters()).device
+    if projected_w is not None:
+        ws = load_projection(projected_w, {'w': (G.num_ws, G.w_dim)})['w'].to(dev)
+        for idx, w in enumerate(ws):
+            save_png(os.path.join(outdir, f'proj{idx:02d}.png'), to_uint8(G.synthesis(w[None], noise_mode=noise_mode))[0])
+        print(f'Wrote {len(ws)} images to "{outdir}".')
+        return
+    arrays = load_projection(projected_latent, {'eps': (G.z_dim,), 'c': (G.c_dim,)})
+    eps, c = arrays['eps'].to(dev), arrays['c'].to(dev)
+    names = domain_names_of(data) or [str(k) for k in range(G.c_dim)]
+    if swap_grid:
+        if G.c_dim == 0:
+            raise UserError('--swap-grid needs a conditional generator; this one has no domains.')
+        grid = domain_swap.swap_grid_latents(G, list(eps[:, None]), truncation_psi=truncation_psi, noise_mode=noise_mode)
+        path = os.path.join(outdir, 'swap-grid.png')
+        domain_swap.save_grid_png(grid, path, col_headers=names, row_headers=[f'proj{i:02d}' for i in range(len(eps))])
+        print(f'Wrote "{path}".')
+        return
+    if domain is not None:
+        c = make_labels(resolve_domain(domain, G.c_dim, names), G.c_dim, len(eps), dev)
+    for idx, im in enumerate(to_uint8(G(eps, c, truncation_psi=truncation_psi, noise_mode=noise_mode))):
+        save_png(os.path.join(outdir, f'proj{idx:02d}.png'), im)
+    print(f'Wrote {len(eps)} images to "{outdir}".')
+
 #----------------------------------------------------------------------------
 
 def _seeds_option(ctx, param, value):
@@ -224,9 +284,11 @@ def _seeds_option(ctx, param, value):
 @click.option('--traverse', 'traverse_dim',  help='CG-GAN: vary latent dim DIM from -3 to 3 for each seed', type=click.IntRange(min=0), metavar='DIM')
 @click.option('--steps',                     help='Number of values for --traverse', type=click.IntRange(min=2), default=7, show_default=True)
 @click.option('--list-active',               help='CG-GAN: print the active style dims with their importance r, then exit', is_flag=True)
+@click.option('--projected-w',               help='Render the W of projector.py (projected_w.npz) instead of seeds', metavar='FILE')
+@click.option('--projected-latent',          help='Render the eps of projector.py (projected_latent.npz); with --swap-grid in every domain', metavar='FILE')
 @click.option('--fast',                      help='GPU: fused Triton ops + channels-last (self-checked against the reference ops)', type=click.Choice(['off', 'fused']), default='off', show_default=True)
 def main(network, seeds, truncation_psi, domain, noise_mode, outdir, grid, batch, device,
-         swap_grid, swap_style, traverse_dim, steps, list_active, fast):
+         swap_grid, swap_style, traverse_dim, steps, list_active, projected_w, projected_latent, fast):
     """Generate images using a pretrained network snapshot.
 
     \b
@@ -240,8 +302,15 @@ def main(network, seeds, truncation_psi, domain, noise_mode, outdir, grid, batch
                  ('--traverse', traverse_dim is not None), ('--list-active', list_active)] if on]
         if len(modes) > 1:
             raise UserError(f'{" and ".join(modes)} cannot be combined; pick one per call.')
-        if not list_active and (seeds is None or outdir is None):
-            raise UserError('--seeds and --outdir are required (except with --list-active).')
+        projected = projected_w or projected_latent
+        if projected_w and projected_latent:
+            raise UserError('--projected-w and --projected-latent cannot be combined; pick one per call.')
+        if projected and (seeds is not None or [m for m in modes if m != '--swap-grid'] or (projected_w and swap_grid)):
+            raise UserError('a projection replaces --seeds; only --projected-latent combines with --swap-grid.')
+        if projected and outdir is None:
+            raise UserError('--outdir is required.')
+        if not list_active and not projected and (seeds is None or outdir is None):
+            raise UserError('--seeds and --outdir are required (except with --list-active or a projection).')
         dev = pick_device(device)
         if outdir is not None and os.path.exists(outdir) and not os.path.isdir(outdir):
             raise UserError(f'--outdir "{outdir}" is a file, not a folder; give a folder for the images.')
@@ -254,6 +323,9 @@ def main(network, seeds, truncation_psi, domain, noise_mode, outdir, grid, batch
             from training.fast_path import set_channels_last
             fused.set_enabled(True)
             set_channels_last(G, True)
+        if projected:  # fitted at psi = 1
+            run_projected(G, data, projected_w, projected_latent, swap_grid, domain, 1.0 if truncation_psi is None else truncation_psi, noise_mode, outdir)
+            return
         if modes:
             truncation_psi = 0.7 if truncation_psi is None else truncation_psi
             run_cg_mode(G, data, modes[0], seeds, domain, truncation_psi, noise_mode, outdir, traverse_dim, steps)

@@ -55,12 +55,18 @@ def _synth(G, z, c, truncation_psi, truncation_cutoff, noise_mode):
 def swap_grid(G, seeds, domains=None, truncation_psi=0.7, truncation_cutoff=None, noise_mode='const'):
     """uint8 [len(seeds), len(domains), C, H, W]: row i is seed i's eps rendered in every domain.
     domains: indices (default: all)."""
+    return swap_grid_latents(G, [seed_to_z(G, seed) for seed in seeds], domains, truncation_psi, truncation_cutoff, noise_mode)
+
+
+@torch.no_grad()
+def swap_grid_latents(G, latents, domains=None, truncation_psi=0.7, truncation_cutoff=None, noise_mode='const'):
+    """swap_grid for given eps (each [1, z_dim], e.g. projections): row i is latents[i] in every domain."""
     if G.c_dim == 0:
         raise ValueError('swap grids need a conditional generator (c_dim > 0); this one is unconditional')
     domains = list(range(G.c_dim)) if domains is None else [int(d) for d in domains]
     rows = []
-    for seed in seeds:
-        z = seed_to_z(G, seed).repeat(len(domains), 1)                                 # same eps in every column
+    for eps in latents:
+        z = eps.reshape(1, G.z_dim).to(_device(G)).repeat(len(domains), 1)             # same eps in every column
         c = torch.cat([domain_onehot(G, d) for d in domains])
         rows.append(_synth(G, z, c, truncation_psi, truncation_cutoff, noise_mode))
     return torch.stack(rows)
