@@ -25,8 +25,11 @@ SETTING_KEYS = STUDY_KEYS + DATA_KEYS
 
 #----------------------------------------------------------------------------
 
-def run_one(benchmark: str, model: str, K: int, seed: int, study: dict, progress: bool = False) -> dict:
-    """Draw the data, train one model, score it; returns one results line holding every setting."""
+def run_one(benchmark: str, model: str, K: int, seed: int, study: dict, progress: bool = False, curve: bool = False) -> dict:
+    """Draw the data, train one model, score it; returns one results line holding every setting.
+
+    curve=True adds the training negative ELBO (recon + KL, no L_s) averaged over each 1000 steps.
+    """
     from synthetic_study.data import benchmark_settings, make_synthetic_dataset
     from synthetic_study.mcc import mean_corr_coef
     from synthetic_study.models import negative_elbo, posterior_mean, train_synthetic_vae
@@ -40,7 +43,11 @@ def run_one(benchmark: str, model: str, K: int, seed: int, study: dict, progress
                                      posterior=study['posterior'])
     z_test = posterior_mean(net, data.x_test, data.u_test)
     z_train = posterior_mean(net, data.x_train, data.u_train)
-    return dict(benchmark=benchmark, model=model, K=K, seed=seed, **study, **data_kwargs,
+    extra = {}
+    if curve:  # history holds the minibatch of every 100th step (and of the last one, left out here)
+        nelbo = [h['recon'] + study['beta'] * h['kl'] for h in stats['history'][:(study['steps'] + 99) // 100]]
+        extra['train_nelbo_per_1000_steps'] = [round(sum(c) / len(c), 3) for c in (nelbo[i:i + 10] for i in range(0, len(nelbo), 10))]
+    return dict(**extra, benchmark=benchmark, model=model, K=K, seed=seed, **study, **data_kwargs,
                 alpha_used=stats['alpha'], support_density=round(data.density, 4),
                 heldout_nelbo=round(negative_elbo(net, data.x_test, data.u_test, beta=study['beta']), 4),
                 mcc_heldout=round(mean_corr_coef(data.z_test, z_test), 4),
@@ -121,7 +128,13 @@ def common_options(f):
     return f
 
 
-def study_settings(threads, **kwargs) -> dict:
+MAX_SAMPLES = 10**7  # samples per domain x domains, bounded before any data is drawn
+
+
+def study_settings(threads, max_domains, **kwargs) -> dict:
+    if kwargs['samples'] * max_domains > MAX_SAMPLES:
+        raise click.BadParameter(f'{kwargs["samples"]} samples x {max_domains} domains is over the limit of {MAX_SAMPLES} samples in all',
+                                 param_hint='--samples/--domains')
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
     return {k: kwargs[k] for k in STUDY_KEYS}
@@ -139,11 +152,12 @@ def main():
 @click.option('--benchmark', help='Mixing (see docs/synthetic.md)', type=click.Choice(['hard', 'easy', 'dense']), default='hard', show_default=True)
 @click.option('--domains',   help='Number of domains K', type=click.IntRange(min=1, max=10000), default=4, show_default=True)
 @click.option('--seed',      help='Random seed (data and model)', type=click.IntRange(min=0), default=0, show_default=True)
+@click.option('--curve',     help='Add the training negative ELBO per 1000 steps (convergence check)', is_flag=True)
 @common_options
-def run(model, benchmark, domains, seed, threads, **kwargs):
+def run(model, benchmark, domains, seed, curve, threads, **kwargs):
     """Train one model on one data set and print its results line as JSON."""
-    study = study_settings(threads, **kwargs)
-    click.echo(json.dumps(run_one(benchmark, model, domains, seed, study, progress=True)))
+    study = study_settings(threads, domains, **kwargs)
+    click.echo(json.dumps(run_one(benchmark, model, domains, seed, study, progress=True, curve=curve)))
 
 #----------------------------------------------------------------------------
 
@@ -159,9 +173,9 @@ def sweep(outdir, models, domains, benchmarks, seeds, threads, **kwargs):
     from synthetic_study.data import BENCHMARKS, benchmark_settings
     from synthetic_study.models import MODELS
     from synthetic_study.report import write_report
-    study = study_settings(threads, **kwargs)
     models = models or GRID['models'].split(',')
     domains = domains or [int(v) for v in GRID['domains'].split(',')]
+    study = study_settings(threads, max(domains), **kwargs)
     benchmarks = benchmarks or GRID['benchmarks'].split(',')
     seeds = seeds if seeds is not None else [int(v) for v in GRID['seeds'].split(',')]
     for name, values, allowed in (('--models', models, MODELS), ('--benchmarks', benchmarks, BENCHMARKS)):

@@ -39,6 +39,16 @@ def test_sweep_refuses_a_folder_with_other_settings(tmp_path):
     assert (tmp_path / 'results.jsonl').read_bytes() == before
 
 
+def test_run_prints_one_line_with_the_elbo_curve():
+    res = CliRunner().invoke(synthetic.main, ['run', '--model=ivae', '--benchmark=dense', '--domains=2', '--n=4', '--samples=20',
+                                              '--steps=1200', '--curve'])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.output.strip().splitlines()[-1])
+    assert row['model'] == 'ivae' and row['benchmark'] == 'dense' and row['density'] == 1.0 and row['steps'] == 1200
+    curve = row['train_nelbo_per_1000_steps']
+    assert len(curve) == 2 and curve[-1] < curve[0]  # windows 0-999 and 1000-1199; training lowers it
+
+
 def test_run_key_holds_every_setting():
     row = {k: 0 for k in SETTING_KEYS}
     row.update(benchmark='hard', model='cg_vae', K=2, seed=0)
@@ -65,5 +75,7 @@ def test_bad_input_is_one_sentence(tmp_path):
     assert res.exit_code == 1 and 'is not JSON' in res.output and (tmp_path / 'results.jsonl').read_text() == 'not json\n'
     res = runner.invoke(synthetic.main, ['run', '--n=2'])
     assert res.exit_code == 2 and 'Traceback' not in res.output
+    res = runner.invoke(synthetic.main, ['sweep', f'--outdir={tmp_path / "big"}', '--samples=100000', '--domains=1,200'])
+    assert res.exit_code == 2 and 'over the limit' in res.output and not (tmp_path / 'big').exists()
 
 #----------------------------------------------------------------------------
