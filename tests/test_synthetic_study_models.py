@@ -168,3 +168,15 @@ def test_negative_elbo_is_reproducible_and_leaves_the_global_generator_alone():
     assert a == pytest.approx(float(terms.recon + terms.kl))
 
 #----------------------------------------------------------------------------
+
+def test_scaled_l1_of_the_true_mixing_exceeds_reading_x_on_the_hard_benchmark():
+    """Why L_s can pull towards x: decoding zhat = standardised x costs exactly n, the true g more."""
+    from synthetic_study.data import benchmark_settings, make_synthetic_dataset
+    true_l1 = []
+    for seed in range(3):
+        d = make_synthetic_dataset(n=5, num_domains=4, samples=100, seed=seed, **benchmark_settings('hard', 5))
+        mean, std = d.x_train.mean(0), d.x_train.std(0)
+        z, xs = d.z_train, (d.x_train - mean) / std
+        assert float(jacobian_sparsity_penalty(lambda v: v, xs, xs.std(0))) == pytest.approx(5.0, rel=1e-5)
+        true_l1.append(float(jacobian_sparsity_penalty(lambda v: (d.mixing(v) - mean) / std, z, z.std(0))))
+    assert min(true_l1) > 5.5
