@@ -53,5 +53,6 @@ def test_summary_pairs_by_seed_and_keeps_settings_apart():
     unpaired_half = mean_interval(list(base.values()))[1]
     assert paired[1] < unpaired_half / 5  # the pairing removes the between-seed spread of the data
     assert cells['cg_vae', 10]['mcc'][:1] == (0.1,) and cells['cg_vae', 6000]['seeds'] == [0, 1, 2, 3, 4]
+    assert cells['ivae', 6000]['gain_over_x'] == pytest.approx(mean_interval([v - 0.6 for v in base.values()]))
 
 #----------------------------------------------------------------------------
