@@ -110,7 +110,7 @@ def draw_figure(summary: list, path: str):
     benches = _order({e['benchmark'] for e in summary}, BENCHMARK_ORDER)
     models = _order({e['model'] for e in summary}, MODEL_ORDER)
     colors = dict(zip(MODEL_ORDER, ['C0', 'C1', 'C2', 'C3', 'C4']))
-    fig, axes = plt.subplots(2, len(benches), figsize=(4.4 * len(benches), 6.4), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(2, len(benches), figsize=(4.4 * len(benches), 6.4), squeeze=False)
     for col, bench in enumerate(benches):
         top, bottom = axes[0, col], axes[1, col]
         for m in models:
