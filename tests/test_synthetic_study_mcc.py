@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from metrics.mcc import correlation_matrix, mean_corr_coef
+from synthetic_study.mcc import correlation_matrix, mean_corr_coef
 
 #----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""CG-VAE and its baselines for the synthetic study, and the one training loop.
+"""CG-VAE and its baselines for the synthetic study, the one training loop and the held-out ELBO.
 
 CG-VAE: encoder q(zhat|x), decoder xhat = ghat(zhat), prior p(zhat|u) through a u-conditioned
 component-wise monotone flow eps = F_u(zhat) with exact log-det, and alpha * L1 of dxhat/dzhat.
@@ -242,7 +242,8 @@ def train_synthetic_vae(
         if step % 100 == 0 or step == steps - 1:
             history.append({k: float(v.detach()) for k, v in terms.items()})
     net.eval()
-    stats = dict(model=model, alpha=alpha, beta=beta, steps=steps, lr=lr, lr_schedule=lr_schedule, seconds=time.time() - start, final=history[-1])
+    stats = dict(model=model, alpha=alpha, beta=beta, steps=steps, lr=lr, lr_schedule=lr_schedule, seconds=time.time() - start,
+                 final=history[-1], history=history)
     return net, stats
 
 
@@ -250,5 +251,14 @@ def train_synthetic_vae(
 def posterior_mean(net, x, u=None):
     """E[zhat | x(, u)] of a trained SyntheticVAE (x in the original, unstandardised units)."""
     return net.encode((x - net.x_mean) / net.x_std, u)[0]
+
+
+@torch.no_grad()
+def negative_elbo(net, x, u, beta: float = 1.0, seed: int = 0) -> float:
+    """Mean negative ELBO (recon + beta * KL, no L_s) per sample of x, one posterior draw each; sees no z."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        terms = net.loss((x - net.x_mean) / net.x_std, u, beta=beta, alpha=0.0)
+    return float(terms.total)
 
 #----------------------------------------------------------------------------
