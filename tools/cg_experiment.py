@@ -36,6 +36,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, 'tools'))
 
 import dnnlib  # noqa: E402
 
@@ -98,7 +99,6 @@ def score(snapshot, oracle, samples, lam, threads):
     """Every number of one snapshot (G_ema): ground truth, Jacobian sparsity, active dims, L_s share."""
     import torch
     torch.set_num_threads(threads)
-    sys.path.insert(0, os.path.join(ROOT, 'tools'))
     import compare_models
     from metrics import ground_truth
     from torch_utils.snapshot import load_snapshot
@@ -182,7 +182,6 @@ def stage_tune(o, data, base, log):
 
 
 def stage_score(o, oracle, runs, log):
-    sys.path.insert(0, os.path.join(ROOT, 'tools'))
     import compare_models
     path = os.path.join(o.outdir, 'scores.jsonl')
     recs = {(r['lam'], r['seed']): r for r in read_jsonl(path) if r.get('samples') == o.samples}
@@ -285,8 +284,7 @@ def figures(o, summary, scores, default):
         G = load_snapshot(rec['snapshot'])['G_ema']
         grids.append(domain_swap.swap_grid(G, list(range(8)), truncation_psi=1.0))
         headers += [f'lam={lam:g} d{k}' for k in range(G.c_dim)]
-    up = max(1, 64 // o.res)
-    imgs = torch.cat(grids, dim=1).repeat_interleave(up, dim=-1).repeat_interleave(up, dim=-2)
+    imgs = domain_swap.upscale(torch.cat(grids, dim=1))
     domain_swap.save_grid_png(imgs, os.path.join(o.outdir, 'swaps.png'), col_headers=headers)
 
 #----------------------------------------------------------------------------

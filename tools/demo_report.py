@@ -46,8 +46,7 @@ def main(run, data, outdir, samples):
           f'{res["style_in_range"]:.3f} (reals {res["style_in_range_real"]:.3f}), fd_oracle {res["fd_oracle"]:.1f} (0 = reals)')
     seeds = list(range(8))
     grid = domain_swap.swap_grid(G, seeds, truncation_psi=1.0)
-    up = max(1, 64 // int(G.img_resolution))
-    grid = grid.repeat_interleave(up, dim=-1).repeat_interleave(up, dim=-2)
+    grid = domain_swap.upscale(grid)
     names = data_snap.get('domain_names') or [f'domain {k}' for k in range(G.c_dim)]
     os.makedirs(outdir, exist_ok=True)
     path = os.path.join(outdir, 'swap-grid.png')

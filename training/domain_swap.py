@@ -104,6 +104,13 @@ def list_active(G):
 
 #----------------------------------------------------------------------------
 
+def upscale(images, min_size=64):
+    """Nearest-neighbour upsampling of uint8 [..., H, W] tiles by the integer factor that brings W to about
+    min_size (figures of 16² runs); unchanged when they are already that large."""
+    up = max(1, min_size // int(images.shape[-1]))
+    return images.repeat_interleave(up, dim=-1).repeat_interleave(up, dim=-2)
+
+
 def grid_image(images, col_headers=None, row_headers=None, pad=2):
     """uint8 [rows, cols, C, H, W] (or [N, C, H, W]: one row) -> PIL image, headers drawn as text.
 
