@@ -167,3 +167,26 @@ def _opts(args):
     return dict(ctx.params)
 
 #----------------------------------------------------------------------------
+
+def test_check_data_names_what_does_not_fit():
+    import dnnlib
+    from training import resume
+    data = dnnlib.EasyDict(resolution=16, channels=3, label_dim=3, use_labels=True)
+    net = dict(img_resolution=16, img_channels=3, c_dim=3)
+    resume.check_data(net, data, 'snap.pt')                                          # fits: no error
+    for bad, sentence in [(dict(net, img_channels=1), 'makes 1-channel images but --data has 3 channels'),
+                          (dict(net, c_dim=2), 'was trained with 2 domains but --data has 3'),
+                          (dict(net, img_resolution=32), 'was trained at 32x32 but --data is 16x16')]:
+        with pytest.raises(resume.ResumeError, match=sentence):
+            resume.check_data(bad, data, 'snap.pt')
+    with pytest.raises(resume.ResumeError, match='is conditional on 3 domains but --data has no labels'):
+        resume.check_data(net, dnnlib.EasyDict(data, use_labels=False), 'snap.pt')
+    resume.check_data(dict(net, c_dim=2), data, 'snap.pt', domains=False)            # a transfer checks the image shape only
+
+
+def test_demo_report_without_a_snapshot_is_one_sentence(tmp_path):
+    import os, sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tools'))
+    import demo_report
+    r = CliRunner().invoke(demo_report.main, ['--run', str(tmp_path), '--data', 'x.zip', '--outdir', str(tmp_path / 'out')])
+    assert 'No network-snapshot-*.pt under' in one_sentence(r)
