@@ -6,6 +6,8 @@ grey level of the background) change their distribution with the domain:
     domain 0 "red-on-dark":   hue ~ 0.00 +- 0.05, background ~ U(0.05, 0.25)
     domain 1 "green-on-grey": hue ~ 0.33 +- 0.05, background ~ U(0.40, 0.60)
     domain 2 "blue-on-light": hue ~ 0.62 +- 0.05, background ~ U(0.75, 0.95)
+`patches` and `patches-global` (datasets/patches.py): the sparse-mixing testbed, whose two style
+factors each drive a small fixed region, and its control, where the same factors act on every pixel.
 Everything is a deterministic function of (n, resolution, seed); the factors of image i do not depend
 on the resolution, so the same seed renders the same scenes at every size.
 """
@@ -13,6 +15,7 @@ import numpy as np
 
 from .errors import DatasetError
 from .images import is_power_of_two
+from .patches import PATCHES_GLOBAL_SPEC, PATCHES_SPEC, region_masks, render_patches, render_patches_float, sample_patches
 from .source import Item, Source
 
 #----------------------------------------------------------------------------
@@ -28,7 +31,7 @@ SHAPES_SPEC = dict(
     content      = ['shape', 'x', 'y', 'scale', 'rotation'],
     style        = ['hue', 'background'],
 )
-BUILTIN_SETS = {'shapes': SHAPES_SPEC}
+BUILTIN_SETS = {'shapes': SHAPES_SPEC, 'patches': PATCHES_SPEC, 'patches-global': PATCHES_GLOBAL_SPEC}
 
 #----------------------------------------------------------------------------
 
@@ -49,6 +52,8 @@ def get_spec(name: str) -> dict:
 def sample_factors(name: str, n: int, seed: int):
     """(labels int64 [n], {factor name: float64 [n]}) drawn from the per-domain distributions."""
     spec = get_spec(name)
+    if name != 'shapes':
+        return sample_patches(spec, n, seed)
     rnd = np.random.RandomState(seed)
     k = len(spec['domains'])
     labels = rnd.randint(k, size=n).astype(np.int64)
@@ -74,6 +79,43 @@ def hsv_to_rgb(h: np.ndarray, s: float, v: float) -> np.ndarray:
     vv = np.full_like(h, v)
     table = np.stack([np.stack(c, axis=-1) for c in [(vv, t, p), (q, vv, p), (p, vv, t), (p, q, vv), (t, p, vv), (vv, p, q)]])
     return table[i, np.arange(len(h))]
+
+#----------------------------------------------------------------------------
+
+def render_scenes(name: str, f: dict, resolution: int) -> np.ndarray:
+    """The scenes of factor arrays f of data set `name` -> uint8 [n, res, res, 3]."""
+    return render_shapes(f, resolution) if name == 'shapes' else render_patches(get_spec(name), f, resolution)
+
+
+def style_region_masks(name: str, resolution: int):
+    """{style factor: bool [res, res]} of the fixed style regions of `name`, or None (shapes has none)."""
+    regions = get_spec(name).get('style_regions')
+    return region_masks(regions, resolution) if regions else None
+
+
+def pixel_shares(name: str, resolution: int, n: int = 256, seed: int = 0, step: float = 0.1) -> dict:
+    """{factor: share of pixels whose value moves when the factor moves by `step` times its standard
+    deviation over the data set (class factors: the next class; hue modulo 1)}, mean over n scenes, and
+    'swap': the share a true domain swap changes (same content, style drawn in the next domain)."""
+    spec = get_spec(name)
+    labels, f = sample_factors(name, n, seed)
+    render = (lambda fac: render_shapes(fac, resolution).astype(np.float32) / 255) if name == 'shapes' else \
+             (lambda fac: render_patches_float(spec, fac, resolution))
+    base = render(f)
+    changed = lambda fac: float((np.abs(render(fac) - base).max(-1) > 1e-4).mean())
+    out = {}
+    for k in spec['content'] + spec['style']:
+        moved = f[k] + 1 if k == 'shape' else f[k] + step * f[k].std()
+        out[k] = changed(dict(f, **{k: np.mod(moved, len(spec['shapes'])) if k == 'shape' else np.mod(moved, 1.0) if k == 'hue' else moved}))
+    pool_labels, pool = sample_factors(name, 8 * n, seed + 1)
+    swapped, target = {k: v.copy() for k, v in f.items()}, (labels + 1) % len(spec['domains'])
+    for d in range(len(spec['domains'])):
+        rows = np.flatnonzero(target == d)
+        src = np.flatnonzero(pool_labels == d)[:len(rows)]
+        for k in spec['style']:
+            swapped[k][rows] = pool[k][src]
+    out['swap'] = changed(swapped)
+    return out
 
 #----------------------------------------------------------------------------
 
@@ -136,7 +178,7 @@ def render_chunks(name: str, n: int, resolution: int, seed: int, chunk: int = 10
     for start in range(0, n, chunk):
         sl = slice(start, min(start + chunk, n))
         part = {k: v[sl] for k, v in f.items()}
-        yield render_shapes(part, resolution), labels[sl], part
+        yield render_scenes(name, part, resolution), labels[sl], part
 
 #----------------------------------------------------------------------------
 
@@ -166,6 +208,7 @@ def open_builtin(name: str, n: int, resolution: int, seed: int = 0) -> Source:
     return Source(items=items, num_items=n, channels=3, domains=list(spec['domains']), factor_names=names,
                   native_resolution=resolution,
                   extra={'factor_kinds': {'content': spec['content'], 'style': spec['style']},
-                         'shapes': spec['shapes'], 'source': f'builtin:{name}', 'seed': seed})
+                         'shapes': spec['shapes'], 'source': f'builtin:{name}', 'seed': seed,
+                         **({'style_regions': spec['style_regions'], 'style_acts': spec['style_acts']} if 'style_regions' in spec else {})})
 
 #----------------------------------------------------------------------------

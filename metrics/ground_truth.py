@@ -18,6 +18,8 @@ every domain (a row of a swap grid) and read by the oracle. Results (flat dict o
                                content factors over the content dims, style factors over the active style
                                dims (G.mapping.style_mask()). Without a mask both use every dim
                                (style_dims = 0). 1 = each factor read from one dim, 0 = no dim informs it
+  dci_disentanglement, dci_completeness, dci_informativeness   DCI of the eps dims against every factor the
+                               oracle reads (linear importances, metrics/region_metrics.dci), mean over domains
   fd_oracle                    Frechet distance between the oracle's penultimate features of the fakes and
                                of its held-out reals (not FID: another network; 0 = same statistics)
   precision_oracle, recall_oracle  improved precision / recall (Kynkaenniemi et al. 2019, k = 3) on them
@@ -39,6 +41,7 @@ from torch_utils import allowlist
 from training import domain_swap
 from . import factor_oracle as fo
 from . import frechet
+from . import region_metrics
 from .swap import _kappa
 
 PR_MAX = 4000   # at most this many reals and fakes enter precision / recall
@@ -210,6 +213,10 @@ def evaluate(G, oracle, num_samples=1000, seed=0, device='cpu', batch_size=64, t
                     fbins.append(_bins(v[:, None], num_bins)[:, 0])
             per_domain.append(mig(eps, fbins, dims, num_bins))
         res[f'mig_{kind}'] = float(np.mean(per_domain))
+
+    # (c') DCI over every latent dim and every factor, within each domain (metrics/region_metrics.py).
+    per_domain = [region_metrics.dci(eps, [(values[sp['name']][:, k], sp['type']) for sp in oracle.factors]) for k in range(K)]
+    res.update({key: float(np.mean([d[key] for d in per_domain])) for key in per_domain[0]})
 
     # (d) Quality on the oracle's features; recognised classes.
     res['fd_oracle'] = frechet.frechet_distance_from_features(feats, oracle.real_features)

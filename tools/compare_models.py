@@ -233,6 +233,49 @@ def ls_gradient_share(G, D, lambda_imgsparse, sparse_interval=1, delta=0.1, batc
     return dict(adv_loss=float(adv), ls_value=float(ls), grad_norm_adv=g_adv, grad_norm_ls_weighted=g_ls,
                 grad_ratio_ls_to_adv=g_ls / g_adv if g_adv > 0 else float('nan'))
 
+def ls_mechanism(G, num_pairs=4, batch=16, delta=0.1, seed=0):
+    """What limits L_s (one batch, G in train mode, no augmentation):
+    grad_cos_style_content  mean cosine between the parameter gradients of a style column's L1 and a
+                            content column's L1 (near 1: shrinking a style column shrinks content ones too)
+    ls_mixed_over_unmixed   L_s with style mixing at every pass / without it, mean over cutoffs (the
+                            penalty sees only the layers before the cut); grad_mixed_over_unmixed: the
+                            same for the norm of its parameter gradient."""
+    import copy
+    from training import cg_regularizers as cg
+    G = copy.deepcopy(G).train().requires_grad_(True).cpu()
+    style, content, _ = column_split(G)
+    if not style:
+        return dict(grad_cos_style_content=float('nan'), ls_mixed_over_unmixed=float('nan'), grad_mixed_over_unmixed=float('nan'))
+    gen = torch.Generator().manual_seed(seed)
+    K = max(int(G.c_dim), 1)
+    z = torch.randn([batch, G.z_dim], generator=gen)
+    c = torch.eye(K)[torch.randint(0, K, [batch], generator=gen)]
+    params = [p for p in G.parameters() if p.requires_grad]
+    def grad_of(loss):
+        g = torch.autograd.grad(loss, params, allow_unused=True)
+        return torch.cat([(gi if gi is not None else torch.zeros_like(p)).flatten() for gi, p in zip(g, params)])
+    def col_l1(k, cutoff=None, w2=None):
+        x = G.mapping.latent(z, c)
+        e = torch.zeros_like(x)
+        e[:, k] = delta
+        out = cg._render(G, torch.cat([x, x + e]), cutoff if w2 is not None else G.mapping.num_ws, w2, 'const')
+        return cg.column_l1((out[batch:] - out[:batch]) / delta)
+    rnd = np.random.RandomState(seed)
+    cos = []
+    for _ in range(num_pairs):
+        gs, gc = grad_of(col_l1(int(rnd.choice(style)))), grad_of(col_l1(int(rnd.choice(content))))
+        cos.append(float(torch.nn.functional.cosine_similarity(gs, gc, dim=0)))
+    ratios, gratios = [], []
+    for cutoff in range(1, G.mapping.num_ws):
+        k = int(rnd.choice(style))
+        with torch.no_grad():
+            w2 = G.mapping.mlp(G.mapping.latent(torch.randn(z.shape, generator=gen), c))
+        plain, mixed = col_l1(k), col_l1(k, cutoff, w2)
+        ratios.append(float(mixed) / max(float(plain), 1e-30))
+        gratios.append(float(grad_of(mixed).norm()) / max(float(grad_of(col_l1(k)).norm()), 1e-30))
+    return dict(grad_cos_style_content=float(np.mean(cos)), ls_mixed_over_unmixed=float(np.mean(ratios)),
+                grad_mixed_over_unmixed=float(np.mean(gratios)))
+
 #----------------------------------------------------------------------------
 # Run logs.
 
