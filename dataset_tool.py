@@ -1,7 +1,7 @@
 """Build multi-domain training data sets in NVIDIA's format (PNGs + dataset.json, folder or uncompressed zip).
 
 Sources: a folder of domain sub-folders, a CelebA tree (domains from attributes), MNIST-format IDX files
-(optionally K-colour), CIFAR-10's python archive, a built-in procedural set (builtin:shapes), or an
+(optionally K-colour), CIFAR-10's python archive, a built-in procedural set (builtin:shapes, builtin:patches, builtin:patches-global), or an
 existing NVIDIA-format data set.
 See docs/datasets.md for examples and docs/dataset_tool-help.txt for the options.
 """

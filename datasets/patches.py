@@ -4,15 +4,15 @@ Both share one layout and one set of factor laws; they differ only in where the 
 Coordinates are in units of the half image width, x to the right, y downwards, the image is [-1, 1]^2.
 
 Content (the same law in every domain): one light object, a square or a disc (no rotation), its centre
-x ~ U(-0.5, 0.5), y ~ U(0.20, 0.55) and half-size ~ U(0.30, 0.45); the disc's radius is the half-size,
-the square's half-width 0.85 x it (about the same area, so size does not tell the class). The object
-always lies below y = -0.25, so it never touches the style regions.
+x ~ U(-0.4, 0.4), y ~ U(0.20, 0.45) and half-size ~ U(0.35, 0.55); the disc's radius is the half-size,
+the square's half-width 0.9 x it (about the same area, so size does not tell the class). The object
+always lies below y = -0.35, so it never touches the style regions (which end at y = -0.5).
 Style (law per domain, mean and spread both change):
     domain 0 "red-dark":    hue ~ 0.00 +- 0.03, level ~ U(0.10, 0.30)
     domain 1 "green-mid":   hue ~ 0.33 +- 0.05, level ~ U(0.40, 0.65)
     domain 2 "blue-bright": hue ~ 0.62 +- 0.07, level ~ U(0.75, 0.95)
 `patches`: two small fixed regions at the top (aligned in every image, like the eyes of aligned faces):
-the left one shows the hue, the right one the grey level; each covers 6 x 4 pixels of 16 x 16 (9.4 %),
+the left one shows the hue, the right one the grey level; each covers 6 x 3 pixels of 16 x 16 (7.0 %),
 everything else is a flat background of grey 0.35, the same in every domain. A true domain swap (same
 content, style redrawn in another domain) changes no pixel outside the two regions.
 `patches-global`: the same factors act on every pixel instead: the hue tints the whole background,
@@ -30,12 +30,12 @@ _COMMON = dict(
     hue_centre   = [0.00, 0.33, 0.62],
     hue_spread   = [0.03, 0.05, 0.07],
     level        = [(0.10, 0.30), (0.40, 0.65), (0.75, 0.95)],
-    x            = (-0.5, 0.5),
-    y            = (0.20, 0.55),
-    size         = (0.30, 0.45),
+    x            = (-0.4, 0.4),
+    y            = (0.20, 0.45),
+    size         = (0.35, 0.55),
     content      = ['shape', 'x', 'y', 'size'],
     style        = ['hue', 'level'],
-    style_regions = {'hue': [-0.875, -0.875, -0.125, -0.375], 'level': [0.125, -0.875, 0.875, -0.375]},
+    style_regions = {'hue': [-0.875, -0.875, -0.125, -0.5], 'level': [0.125, -0.875, 0.875, -0.5]},
     background   = 0.35,
     object_level = 0.95,
 )
@@ -77,7 +77,7 @@ def _cover(f: dict, resolution: int, supersample: int) -> np.ndarray:
     dy = np.abs(q[None, :, None] - f['y'].astype(np.float32)[:, None, None])
     s = f['size'].astype(np.float32)[:, None, None]
     disc = f['shape'].astype(np.int64)[:, None, None] == 1
-    inside = np.where(disc, dx * dx + dy * dy <= s * s, np.maximum(dx, dy) <= 0.85 * s)
+    inside = np.where(disc, dx * dx + dy * dy <= s * s, np.maximum(dx, dy) <= 0.9 * s)
     return inside.reshape(n, resolution, supersample, resolution, supersample).mean(axis=(2, 4), dtype=np.float32)
 
 

@@ -123,13 +123,7 @@ def score(snapshot, oracle, samples, lam, threads, masks=None):
     res['grad_ratio_ls_to_adv_at_1'] = share['grad_ratio_ls_to_adv'] / (lam if lam > 0 else 1.0)
     if masks is not None:
         res.update(region_metrics.generator_leakage(G, masks, num_samples=samples, seed=0))
-        Ge = compare_models._eval_copy(G)
-        K = int(Ge.c_dim)
-        z = torch.randn([16, Ge.z_dim], generator=torch.Generator().manual_seed(0)).repeat_interleave(K, dim=0)
-        c = torch.eye(K).repeat(16, 1)
-        style, content, _ = compare_models.column_split(Ge)
-        J = lambda cols: compare_models.jacobian_columns(Ge, z, c, cols)
-        res.update(region_metrics.generator_region_shares(Ge, masks, style, content, J))
+        res.update(region_metrics.generator_region_shares(G, masks))
         res.update(compare_models.ls_mechanism(data['G']))
     res['kimg'] = int(data['cur_nimg']) / 1000
     return res
@@ -416,7 +410,6 @@ def joint_figures(o, results):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     import torch
-    import compare_models
     from torch_utils.snapshot import load_snapshot
     from training import domain_swap
     from metrics import region_metrics
@@ -426,16 +419,11 @@ def joint_figures(o, results):
         tuned = next(x for x in r['runs'] if x['lam'] == lam and x['seed'] == o.seeds[0])
         masks = data_masks(os.path.join(o.outdir, name, f'{name}-{o.res}.zip'))
         for label, snap in (('base', r['base']['snapshot']), (f'L={lam:g}', tuned['snapshot'])):
-            G = compare_models._eval_copy(load_snapshot(snap)['G_ema'])
+            G = load_snapshot(snap)['G_ema']
             grids.append(domain_swap.swap_grid(G, list(range(6)), truncation_psi=1.0))
             headers += [f'{name[:9]} {label} d{k}' for k in range(G.c_dim)]
-            style, _, _ = compare_models.column_split(G)
-            K = int(G.c_dim)
-            z = torch.randn([16, G.z_dim], generator=torch.Generator().manual_seed(0)).repeat_interleave(K, dim=0)
-            J = compare_models.jacobian_columns(G, z, torch.eye(K).repeat(16, 1), style).abs()
-            m = J.reshape(J.shape[0], J.shape[1], -1, G.img_resolution, G.img_resolution).sum(dim=(0, 1, 2)).numpy()
-            share = float(region_metrics.region_share(J, region_metrics.union(masks)).mean()) if masks else float('nan')
-            maps.append((f'{name} {label}: in-region share {share:.2f}', m / max(m.sum(), 1e-30), masks))
+            share = region_metrics.generator_region_shares(G, masks)['style_in_region_share'] if masks else float('nan')
+            maps.append((f'{name} {label}: in-region share {share:.2f}', region_metrics.style_jacobian_map(G), masks))
     domain_swap.save_grid_png(domain_swap.upscale(torch.cat(grids, dim=1)), os.path.join(o.outdir, 'swaps_joint.png'), col_headers=headers)
     fig, axes = plt.subplots(1, len(maps), figsize=(3 * len(maps), 3.3))
     for ax, (title, m, masks) in zip(np.atleast_1d(axes), maps):

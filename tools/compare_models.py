@@ -46,6 +46,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 import dnnlib # noqa: E402
+from metrics.generator_jacobian import active_dims, column_split, eval_copy, jacobian_columns, latent_fn, render  # noqa: E402,F401
 
 MODELS = ('stylegan2-ada', 'istylegan', 'cg-gan')
 
@@ -96,83 +97,7 @@ def train_models(models, data, kimg, seed, outdir, parallel):
     return {m: final_snapshot(find_run_dir(os.path.join(outdir, 'runs', m))) for m in models}
 
 #----------------------------------------------------------------------------
-# Generator access: x = latent(z, c) and ws = broadcast(mlp(x)) for both mapping classes.
-
-def latent_fn(mapping):
-    """x = the input of the z -> w MLP. DomainFlowMapping has it; NVIDIA's MappingNetwork concatenates
-    normalize(z) and normalize(embed(c)) (the first z_dim columns of x are the normalised z)."""
-    if hasattr(mapping, 'latent'):
-        return mapping.latent
-    from training.networks import normalize_2nd_moment
-    def latent(z, c):
-        x = normalize_2nd_moment(z.to(torch.float32))
-        if mapping.c_dim > 0:
-            x = torch.cat([x, normalize_2nd_moment(mapping.embed(c.to(x.dtype)))], dim=1)
-        return x
-    return latent
-
-
-def mlp_fn(mapping):
-    if hasattr(mapping, 'mlp'):
-        return mapping.mlp
-    def mlp(x):
-        for idx in range(mapping.num_layers):
-            x = getattr(mapping, f'fc{idx}')(x)
-        return x
-    return mlp
-
-
-def render(G, x):
-    """x -> image: MLP, broadcast to all ws, synthesis with constant noise."""
-    w = mlp_fn(G.mapping)(x)
-    ws = w.unsqueeze(1).repeat([1, G.mapping.num_ws, 1])
-    return G.synthesis(ws, noise_mode='const', force_fp32=True)
-
-
-def column_split(G, i_dim=None):
-    """(style columns, content columns, note). Flow models: active style dims vs every other z dim.
-    Baseline: first i_dim dims vs the rest (no mask; same indices as the flow models)."""
-    m = G.mapping
-    z_dim = G.z_dim
-    if getattr(m, 'has_importance', False):
-        style = [int(k) for k in torch.nonzero(m.style_mask()).flatten()]
-        note = f'style = the {len(style)} active style dims (r > {m.mask_threshold:g}) of {m.i_dim} candidates; content = the other {z_dim - len(style)} z dims'
-    else:
-        i_dim = i_dim if i_dim is not None else z_dim // 2
-        style = list(range(i_dim))
-        note = f'no mask (concat conditioning): "style" = z dims 0..{i_dim - 1} (same indices as the flow models), content = the other {z_dim - i_dim}'
-    content = [k for k in range(z_dim) if k not in set(style)]
-    return style, content, note
-
-
-def active_dims(G):
-    m = G.mapping
-    return int(m.num_active()) if hasattr(m, 'num_active') and getattr(m, 'has_importance', False) else None
-
-#----------------------------------------------------------------------------
-# Jacobian columns and their sparsity.
-
-def jacobian_columns(G, z, c, columns, chunk=256):
-    """J e_k = d img / d x_k for k in columns, exact forward-mode products (float32): [len(columns), B, C*H*W]."""
-    from training.cg_regularizers import _jvp # torch.func.jvp, else the double-backward trick
-    with torch.no_grad():
-        x = latent_fn(G.mapping)(z, c).to(torch.float32)
-    B = x.shape[0]
-    xs, ts = [], []
-    for k in columns:
-        t = torch.zeros_like(x)
-        t[:, k] = 1                                                                       # e_k
-        xs.append(x)
-        ts.append(t)
-    if not xs:
-        return torch.zeros([0, B, 0])
-    xs, ts = torch.cat(xs), torch.cat(ts)
-    out = []
-    for i in range(0, len(xs), chunk):
-        with torch.enable_grad():
-            out.append(_jvp(lambda xx: render(G, xx), xs[i:i + chunk], ts[i:i + chunk]).detach().reshape(min(chunk, len(xs) - i), -1))
-    return torch.cat(out).reshape(len(columns), B, -1)                                   # J e_k
-
+# Jacobian columns (metrics/generator_jacobian.py) and their sparsity.
 
 def column_sparsity(J, tau=0.05):
     """Per-column statistics of J [cols, B, n], each averaged over the B samples -> dict of [cols] arrays."""
@@ -188,7 +113,7 @@ def column_sparsity(J, tau=0.05):
 
 def measure_generator(G, num_latents=32, seed=0, tau=0.05, i_dim=None):
     """All Jacobian numbers of one generator: N eps rendered in every domain (same eps across domains)."""
-    G = _eval_copy(G)
+    G = eval_copy(G)
     K = max(int(G.c_dim), 1)
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn([num_latents, G.z_dim], generator=gen).repeat_interleave(K, dim=0)
@@ -205,10 +130,6 @@ def measure_generator(G, num_latents=32, seed=0, tau=0.05, i_dim=None):
     out['style_content_l1_ratio'] = out['style_l1'] / out['content_l1'] if out['content_l1'] > 0 else float('nan')
     return out
 
-
-def _eval_copy(G):
-    import copy
-    return copy.deepcopy(G).eval().requires_grad_(False).cpu()
 
 def ls_gradient_share(G, D, lambda_imgsparse, sparse_interval=1, delta=0.1, batch=32, seed=0):
     """Is L_s felt? Gradient norms over G's parameters, on one batch, of the adversarial G loss
