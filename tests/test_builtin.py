@@ -87,7 +87,7 @@ def test_bad_resolution_is_refused(res):
         builtin.render('shapes', 4, res)
 
 def test_unknown_name_is_refused():
-    with pytest.raises(DatasetError, match='available: builtin:shapes'):
+    with pytest.raises(DatasetError, match='available: builtin:patches, builtin:patches-global, builtin:shapes'):
         builtin.render('cubes', 4, 16)
 
 #----------------------------------------------------------------------------

@@ -444,7 +444,7 @@ def test_option_errors(tmp_path):
     dest = str(tmp_path / 'out.zip')
     fails('does not exist', '--source', tmp_path / 'nope', '--dest', dest, dest=dest)
     fails('--domains selects CelebA attributes', '--source', 'builtin:shapes', '--dest', dest, '--domains', 'Male', dest=dest)
-    fails('available: builtin:shapes', '--source', 'builtin:cubes', '--dest', dest, dest=dest)
+    fails('available: builtin:patches, builtin:patches-global, builtin:shapes', '--source', 'builtin:cubes', '--dest', dest, dest=dest)
     fails('power-of-two resolution >= 16', '--source', 'builtin:shapes', '--dest', dest, '--resolution', 8, dest=dest)
     fails('must be square', '--source', 'builtin:shapes', '--dest', dest, '--width', 32, '--height', 16, dest=dest)
     fails('--max-images=0 must be at least 1', '--source', 'builtin:shapes', '--dest', dest, '--max-images', 0, dest=dest)
