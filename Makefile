@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine:
-#   make demo   builds the built-in synthetic data set and trains the tiny CG-GAN preset on the CPU
+#   make demo   builds the built-in builtin:patches data set and trains the tiny CG-GAN preset on the CPU
 #   make test   runs the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -20,9 +20,9 @@ test: venv
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
 demo: venv
-	$(PY) dataset_tool.py --source=builtin:shapes --dest=$(DEMO)/shapes-16.zip --resolution=16 --max-images=10000 --seed=0 --overwrite
-	$(PY) train.py --outdir=$(DEMO)/runs --data=$(DEMO)/shapes-16.zip --cfg=tiny --cbase=512 --cmax=32 --model=cg-gan --aug=noaug --kimg=40 --tick=8 --snap=5 --metrics=none
-	$(PY) tools/demo_report.py --run=$(DEMO)/runs --data=$(DEMO)/shapes-16.zip --outdir=$(DEMO)/swap
+	$(PY) dataset_tool.py --source=builtin:patches --dest=$(DEMO)/patches-16.zip --resolution=16 --max-images=10000 --seed=0 --overwrite
+	$(PY) train.py --outdir=$(DEMO)/runs --data=$(DEMO)/patches-16.zip --cfg=tiny --cbase=512 --cmax=32 --i-dim=8 --model=cg-gan --aug=noaug --kimg=100 --tick=20 --snap=5 --metrics=none
+	$(PY) tools/demo_report.py --run=$(DEMO)/runs --data=$(DEMO)/patches-16.zip --outdir=$(DEMO)/swap
 	@echo "Done: grids and snapshots are in $(DEMO)/runs/ (fakes*.png, network-snapshot-*.pt), the swap grid in $(DEMO)/swap/."
 
 clean-venv:

@@ -179,7 +179,7 @@ def stage_base(o, data, oracle, log):
 
 
 def finetune_kimg(o, base):
-    """--finetune-kimg, or (0 = auto) the larger of 30 kimg and a fifth of the base's length."""
+    """--finetune-kimg, or (0) a fifth of the base's length, at least 30 kimg."""
     return o.finetune_kimg if o.finetune_kimg > 0 else max(30, math.ceil(base['kimg_name'] / 5))
 
 
@@ -514,7 +514,7 @@ def pipeline(o, name):
 @click.option('--base-max', type=click.IntRange(min=1), default=600, show_default=True, help='Longest base, kimg')
 @click.option('--min-gain', type=click.FloatRange(min=0), default=0.05, show_default=True, help='Relative fd_oracle gain that counts as improving')
 @click.option('--patience', type=click.IntRange(min=1), default=3, show_default=True, help='Chunks without gain before the base stops')
-@click.option('--finetune-kimg', type=click.IntRange(min=0), default=0, show_default=True, help='kimg of every fine-tune (0: max(30, base kimg / 5))')
+@click.option('--finetune-kimg', type=click.IntRange(min=0), default=30, show_default=True, help='kimg of every fine-tune (0: max(30, base kimg / 5))')
 @click.option('--lambdas', type=_floats, default='0,1,10', show_default=True, help='L_s weights (0 = i-StyleGAN continued)')
 @click.option('--sparse-interval', type=click.IntRange(min=1), default=1, show_default=True, help='L_s every N steps (weight x N) in the fine-tunes')
 @click.option('--seeds', type=_ints, default='0,1,2', show_default=True, help='Fine-tune seeds')
