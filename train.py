@@ -329,7 +329,9 @@ def build_config(opts, explicit=()):
     c.batch_gpu = opts.batch_gpu if opts.batch_gpu is not None else c.batch_size // max(num_gpus, 1)
     c.ema_kimg = opts.ema if opts.ema is not None else spec.ema
     c.ema_rampup = spec.ramp if opts.ema_rampup is None else (opts.ema_rampup or None)
-    c.metrics = parse_comma_separated_list(opts.metrics)
+    from metrics import metric_main
+    metric_notes = list(filter(None, map(metric_main.legacy_note, parse_comma_separated_list(opts.metrics))))
+    c.metrics = list(dict.fromkeys(map(metric_main.canonical_metric, parse_comma_separated_list(opts.metrics))))
     c.use_cuda = use_cuda
     c.fast = opts.fast
     c.cudnn_benchmark = not opts.nobench
@@ -359,7 +361,7 @@ def build_config(opts, explicit=()):
         c.loss_kwargs.style_mixing_prob = 0
 
     # Resume: our snapshot continues the run exactly (or fine-tunes it), anything else is a transfer start.
-    notes = [model_note] if model_note else []      # logged once, when the run starts
+    notes = ([model_note] if model_note else []) + metric_notes     # logged once, when the run starts
     if opts.resume is not None:
         try:
             out = None

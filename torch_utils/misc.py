@@ -191,10 +191,10 @@ def print_module_summary(module, inputs, max_nesting=3, skip_redundant=True, pri
         buffer_total += n_buffers
     rows += [['---'] * 5, ['Total', str(param_total), str(buffer_total), '-', '-']]
     widths = [max(len(cell) for cell in column) for column in zip(*rows)]
-    print_fn()
+    print_fn('')
     for row in rows:
         print_fn('  '.join(cell.ljust(width) for cell, width in zip(row, widths)))
-    print_fn()
+    print_fn('')
     return outputs
 
 #----------------------------------------------------------------------------
