@@ -76,6 +76,11 @@ def _worker(c, temp_dir):
     del torch, temp_dir
 
 
+def stored_options(c):
+    """The run options as training_options.json and the snapshots store them (plain JSON data)."""
+    return json.loads(json.dumps({k: v for k, v in c.items() if k not in ('options', 'log_fn', 'rank', 'device', 'run_notes')}))
+
+
 def user_errors():
     """Exceptions that are one sentence for the user (no traceback)."""
     from datasets.errors import DatasetError
@@ -112,7 +117,7 @@ def launch_training(c, desc, outdir, dry_run):
         c.run_dir = continued
     assert os.path.dirname(os.path.abspath(c.run_dir)) == os.path.abspath(outdir)  # desc is sanitised in build_config
 
-    options = json.loads(json.dumps({k: v for k, v in c.items() if k not in ('options', 'log_fn', 'rank', 'device', 'run_notes')}))
+    options = stored_options(c)
     c.options = options
     print0 = print if rank == 0 else (lambda *a, **k: None)
     print0()
@@ -204,6 +209,10 @@ def init_dataset_kwargs(data, cond, mirror, seed, subset=None):
         raise UserError(str(err)) from None
     except (IOError, OSError, ValueError) as err:
         raise UserError(f'Cannot read --data "{data}": {err}') from None
+    names = getattr(dataset_obj, 'domain_names', None)
+    if names is not None and dataset_obj.has_labels and dataset_obj.label_dim > len(names):
+        raise UserError(f'"{data}" has domain labels up to {dataset_obj.label_dim - 1} but its dataset.json names only {len(names)} '
+                        f'domains ({", ".join(names[:8])}); rebuild it with dataset_tool.py.')
     dataset_kwargs.resolution = dataset_obj.resolution
     dataset_kwargs.use_labels = dataset_obj.has_labels if cond is None else bool(cond)
     if dataset_kwargs.use_labels and not dataset_obj.has_labels:
