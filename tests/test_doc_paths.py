@@ -37,7 +37,7 @@ def test_the_pattern_matches_repository_paths_only():
             'https://github.com/NVlabs/stylegan2-ada-pytorch/blob/main/docs/train-help.txt and runs/00000-x/network-snapshot-000400.pt, '
             'and a folder docs/ alone')
     assert citations('x.py', text) == ['docs/method.md', 'training/cg_regularizers.py', 'docs/figures/synthetic_results.jsonl']
-    assert citations('docs/a.md', '[results](cg-gan-results.md), [NVIDIA](https://nvlabs.github.io/x.md), [top](#top)') == ['docs/cg-gan-results.md']
+    assert citations('docs/cg-gan.md', '[results](cg-gan-results.md), [NVIDIA](https://nvlabs.github.io/x.md), [top](#top)') == ['docs/cg-gan-results.md']
 
 
 def test_every_cited_path_exists():

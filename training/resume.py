@@ -52,6 +52,8 @@ MID_RUN = {
     'ema_rampup':       [('ema_rampup',)],
     'seed':             [('random_seed',), ('training_set_kwargs', 'random_seed')],
     'mbstd_group':      [('D_kwargs', 'epilogue_kwargs', 'mbstd_group_size')],
+    'fp32':             [('G_kwargs', 'synthesis_kwargs', 'num_fp16_res'), ('G_kwargs', 'synthesis_kwargs', 'conv_clamp'),
+                         ('D_kwargs', 'num_fp16_res'), ('D_kwargs', 'conv_clamp')],
 }
 
 # Options that shape the networks (or the batch, which Adam's state and the minibatch-std groups assume).
