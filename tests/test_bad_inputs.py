@@ -76,3 +76,19 @@ def test_labels_beyond_the_named_domains_do_not_train(tmp_path):
     res = CliRunner().invoke(train.main, ['--outdir', str(tmp_path / 'runs'), '--data', str(bad), '--model=istylegan', '--dry-run'])
     line = one_sentence(res, 'has domain labels up to 2 but its dataset.json names only 2 domains')
     assert 'rebuild it with dataset_tool.py' in line and not (tmp_path / 'runs').exists()
+
+
+def test_a_link_loop_in_a_source_tree_lists_each_real_image_once(tmp_path):
+    import numpy as np
+    import PIL.Image
+    src = tmp_path / 'src'
+    for i, domain in enumerate(['a', 'a', 'b', 'b']):
+        (src / domain).mkdir(parents=True, exist_ok=True)
+        PIL.Image.fromarray(np.full([8, 8, 3], 40 * i, np.uint8)).save(src / domain / f'{i}.png')
+    (src / 'a' / 'loop').symlink_to('..')                                             # a/loop -> src: a loop through domain b
+    dest = tmp_path / 'out.zip'
+    res = CliRunner().invoke(dataset_tool.main, ['--source', str(src), '--dest', str(dest)])
+    assert res.exit_code == 0, res.output
+    with zipfile.ZipFile(dest) as z:
+        labels = json.loads(z.read('dataset.json'))['labels']
+    assert len(labels) == 4 and sorted(label for _name, label in labels) == [0, 0, 1, 1]   # b's images once, in domain b
