@@ -459,7 +459,7 @@ def load_resume_networks(resume):
 @click.option('--outdir',           help='Where to save the results', metavar='DIR',                        type=str, required=True)
 @click.option('--data',             help='Training data (zip or folder)', metavar='[ZIP|DIR]',            type=str, required=True)
 @click.option('--cfg',              help='Base configuration (resolution preset)',                        type=click.Choice(['auto', 'stylegan2', 'paper256', 'paper512', 'paper1024', 'cifar', 'tiny', 'cg-gan', 'istylegan']), default='auto', show_default=True)
-@click.option('--model',            help='Model: plain StyleGAN2-ADA, i-StyleGAN or CG-GAN',              type=click.Choice(['stylegan2-ada', 'istylegan', 'cg-gan']), default=None, show_default='stylegan2-ada; on --resume: the run\'s')
+@click.option('--model',            help='Model: plain StyleGAN2-ADA, i-StyleGAN or CG-GAN',              type=click.Choice(['stylegan2-ada', 'istylegan', 'cg-gan']), default=None, show_default='the model the options belong to, else stylegan2-ada; on --resume: the run\'s')
 @click.option('--gpus',             help='Number of GPUs (processes) to use', metavar='INT',              type=click.IntRange(min=1), default=1, show_default=True)
 # Optional features.
 @click.option('--batch',            help='Total batch size [default: from --cfg]', metavar='INT',         type=click.IntRange(min=1))
