@@ -17,7 +17,7 @@ import dnnlib
 import legacy
 from torch_utils import safe_pickle
 from training import domain_swap
-from training.generation import (UserError, domain_names_of, load_generator, make_grid, make_labels, parse_range, pick_device,  # noqa: F401
+from training.generation import (UserError, domain_names_of, load_generator, make_grid, make_labels, parse_range, pick_device,
                                  resolve_domain, save_png, seed_to_z, to_uint8)
 
 #----------------------------------------------------------------------------
