@@ -55,8 +55,10 @@ def expand_networks(networks, runs):
 
 
 def load_network(path):
-    """(G_ema, training_set_kwargs or None) through the safe reader (our .pt snapshots, NVIDIA/i-StyleGAN pickles)."""
+    """(G_ema, training_set_kwargs or None, model) through the safe reader (our .pt snapshots, NVIDIA/i-StyleGAN pickles);
+    model: the --model of the run options stored in our snapshots, else what the generator's mapping shows."""
     import legacy
+    from training import resume
     try:
         data = legacy.load_network(path)
     except FileNotFoundError:
@@ -65,7 +67,9 @@ def load_network(path):
         raise UserError(f'Cannot read {path}: {e}') from None
     if data.get('G_ema') is None:
         raise UserError(f'{path} holds no G_ema network; pass a generator snapshot.')
-    return data['G_ema'], data.get('training_set_kwargs')
+    options = data.get('options')
+    model = resume.model_of(options) if isinstance(options, dict) else resume.net_model(data)
+    return data['G_ema'], data.get('training_set_kwargs'), model
 
 
 def dataset_kwargs_for(data, data_class, G, training_set_kwargs, network, mirror=None):
@@ -136,11 +140,12 @@ def evaluate(rank, opts):
     from torch_utils import distributed
     device = distributed.init('cuda' if opts.num_gpus > 0 else 'cpu') if opts.num_gpus > 1 else \
         (torch.device('cuda', 0) if opts.num_gpus == 1 else torch.device('cpu'))
-    rows, captions = [], set()
+    rows, captions, models = [], set(), []
     for network in opts.networks:
         if rank == 0:
             print(f'Loading {network} ...', flush=True)
-        G, training_set_kwargs = load_network(network)
+        G, training_set_kwargs, model = load_network(network)
+        models.append(model)
         dataset_kwargs = dataset_kwargs_for(opts.data, opts.data_class, G, training_set_kwargs, network, opts.mirror)
         memo, results = dict(), dict()
         for metric in opts.metrics:
@@ -154,6 +159,7 @@ def evaluate(rank, opts):
                 raise UserError(f'{network}: {e}') from None
             if rank == 0:
                 run_dir = opts.jsonl_dir or (os.path.dirname(os.path.abspath(network)) if '://' not in network else None)
+                result.model = model
                 metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=network, verbose=opts.verbose)
                 results.update({column_name(k, result.mode): v for k, v in result.results.items()})
                 ref = result.reference
@@ -162,8 +168,24 @@ def evaluate(rank, opts):
                 captions.add(f'features: {result.feature_extractor}{mode}, reference: {ref["path"]} '
                              f'({(ref["hash"] or "no hash")[:16]}), fakes: {result.num_images}, seed: {opts.seed}')
         rows.append((display_name(network), results))
-    return rows, '; '.join(sorted(captions))
+    return separate_models(rows, opts.networks, models, print if rank == 0 else (lambda *a, **k: None)), '; '.join(sorted(captions))
 
+
+def separate_models(rows, networks, models, say):
+    """A folder whose snapshots are of more than one model (an i-StyleGAN run fine-tuned as CG-GAN in place): say so,
+    name the model in each of its rows and keep each model's rows together, each in the given (kimg) order."""
+    folders = [os.path.dirname(os.path.abspath(n)) if '://' not in n else n for n in networks]
+    kinds = {}
+    for folder, model in zip(folders, models):
+        kinds.setdefault(folder, {}).setdefault(model, 0)
+        kinds[folder][model] += 1
+    mixed = [f for f in kinds if len(kinds[f]) > 1]
+    for folder in mixed:
+        say(f'Note: {display_name(folder)} holds snapshots of {len(kinds[folder])} models '
+            f'({", ".join(f"{m}: {k}" for m, k in kinds[folder].items())}); each model is scored apart, its rows named [model].')
+    first = {m: i for i, m in reversed(list(enumerate(models)))}
+    order = sorted(range(len(rows)), key=lambda i: (first[models[i]] if folders[i] in mixed else 0, i))
+    return [(f'{rows[i][0]} [{models[i]}]' if folders[i] in mixed else rows[i][0], rows[i][1]) for i in order]
 
 #----------------------------------------------------------------------------
 
@@ -195,10 +217,14 @@ def main(**kwargs):
       fid50k_full, kid50k_full  FID / KID against the full dataset (10k, 1k too)
       fid50k_domain             per-domain FID and their mean (10k, 1k too)
       swap1k                    CG-GAN swap metrics (no Inception file needed)
+      gt1k                      ground-truth factor metrics of data sets with
+                                known factors (builtin:*; no Inception needed)
       pr50k3_full               NVIDIA's precision and recall (VGG16)
       is50k                     Inception Score
       ppl2_wend                 path length in W at endpoints (and ppl_zfull,
                                 ppl_wfull, ppl_zend, ppl_wend)
+      fid50k, kid50k, pr50k3    NVIDIA's legacy names: computed as fid50k_full,
+                                kid50k_full, pr50k3_full (the same up to 50k reals)
     FID/KID in --mode=clean are not comparable with published numbers;
     --mode=legacy_tensorflow is. pr, is and ppl always follow NVIDIA.
     """
@@ -216,6 +242,9 @@ def run(opts):
     bad = [m for m in opts.metrics if not metric_main.is_valid_metric(m)]
     if bad or not opts.metrics:
         raise UserError(f'Unknown metric {", ".join(bad) or "(none given)"}; choose from {", ".join(metric_main.list_valid_metrics())}.')
+    for note in filter(None, map(metric_main.legacy_note, opts.metrics)):
+        print(note)
+    opts.metrics = list(dict.fromkeys(map(metric_main.canonical_metric, opts.metrics)))
     if opts.data is not None and not os.path.exists(os.path.expanduser(opts.data)):
         raise UserError(f'--data={opts.data} does not exist; pass a dataset zip or folder.')
     opts.data = os.path.expanduser(opts.data) if opts.data else None

@@ -13,13 +13,12 @@ import PIL.Image
 import torch
 
 import dnnlib
-import generate
 import legacy
 from metrics import weights
 from torch_utils import safe_pickle
-from training import domain_swap, projection
+from training import domain_swap, generation, projection
 
-UserError = generate.UserError
+UserError = generation.UserError
 MAX_TARGET_PIXELS = 8192 * 8192
 MAX_VIDEO_FRAMES = 200
 
@@ -86,29 +85,30 @@ def main(network, target_fname, num_steps, seed, save_video, outdir, domain, spa
     try:
         if os.path.exists(outdir) and not os.path.isdir(outdir):
             raise UserError(f'--outdir "{outdir}" is a file, not a folder; give a folder for the results.')
-        dev = generate.pick_device(device)
+        dev = generation.pick_device(device)
         print(f'Loading networks from "{network}"...')
-        G, data = generate.load_generator(network, dev)
-        names = generate.domain_names_of(data) or [str(k) for k in range(G.c_dim)]
+        G, data = generation.load_generator(network, dev)
+        names = generation.domain_names_of(data) or [str(k) for k in range(G.c_dim)]
         if G.c_dim == 0 and domain is not None:
             raise UserError(f'--domain={domain} was given but the network is unconditional; leave --domain out.')
         if G.c_dim == 0 and swap:
             raise UserError('--swap needs a conditional network; this one has no domains.')
-        index = generate.resolve_domain(domain, G.c_dim, names)
-        c = generate.make_labels(index, G.c_dim, 1, dev)
+        index = generation.resolve_domain(domain, G.c_dim, names)
+        c = generation.make_labels(index, G.c_dim, 1, dev)
         space = space or projection.default_space(G)
         target, target_arr = load_target(target_fname, G.img_resolution, G.img_channels)
         target = target.to(dev)
         distance = projection.make_distance(target, loss, vgg16, allow_download=True, device=dev)
-        print(f'Distance: {distance.name}; space: {space}.')
+        why = f' (--loss=auto: {distance.reason.rstrip(".")}; pass --loss=lpips --vgg16=PATH for LPIPS)' if getattr(distance, 'reason', None) else ''
+        print(f'Distance: {distance.name}{why}; space: {space}.')
         frames = [] if save_video else None
         w_stats = projection.domain_w_stats(G, dev) if space == 'w' else None
         res = projection.project(G, target, c, space=space, num_steps=num_steps, distance=distance, seed=seed, frames=frames,
                                  w_stats=w_stats and w_stats[index or 0])
         os.makedirs(outdir, exist_ok=True)
         dnnlib.util.remove_stale_temp_files(outdir)
-        generate.save_png(os.path.join(outdir, 'target.png'), target_arr)
-        generate.save_png(os.path.join(outdir, 'proj.png'), generate.to_uint8(res['image'])[0])
+        generation.save_png(os.path.join(outdir, 'target.png'), target_arr)
+        generation.save_png(os.path.join(outdir, 'proj.png'), generation.to_uint8(res['image'])[0])
         save_npz(os.path.join(outdir, 'projected_w.npz'), w=res['w'].cpu().numpy())
         if space == 'latent':
             save_npz(os.path.join(outdir, 'projected_latent.npz'), eps=res['eps'].cpu().numpy(), c=c.cpu().numpy())

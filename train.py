@@ -13,6 +13,7 @@ import tempfile
 import click
 
 import dnnlib
+from training import presets
 
 #----------------------------------------------------------------------------
 
@@ -21,7 +22,22 @@ class UserError(Exception):
 
 #----------------------------------------------------------------------------
 
-NOT_LOOP_KWARGS = ('use_cuda', 'preset', 'resume_notes')   # run options that the training loop does not take
+NOT_LOOP_KWARGS = ('use_cuda', 'preset', 'run_notes')   # run options that the training loop does not take
+
+# Options that belong to one model: given without --model they choose it (the i-StyleGAN and CG-GAN
+# READMEs pass them so), given with another --model they are refused.
+CG_OPTIONS = ('lambda_imgsparse', 'perturb_norm', 'sparse_estimator', 'sparse_columns', 'sparse_interval')
+FLOW_OPTIONS = ('cond_mode', 'i_dim', 'flow_blocks', 'flow_dim', 'flow_norm', 'lambda_sparse')
+
+
+def lambda_note(c):
+    """The run-time line that says what --lambda-imgsparse weighs here (CG-GAN runs only), else None."""
+    lam = (c.get('loss_kwargs') or {}).get('lambda_imgsparse')
+    if not lam:
+        return None
+    return (f'L_s: lambda_imgsparse={lam:g} weighs (1/HW) sum_chw |d img / d x_k|, the area-normalised L1 norm of one Jacobian column; '
+            f'the released code\'s lambda_imgsparse (0.1) has no equivalent, its term compared two images rendered with different noise '
+            f'(docs/method.md).')
 
 
 def _worker(c, temp_dir):
@@ -42,12 +58,15 @@ def _worker(c, temp_dir):
             print(*args, **kwargs, flush=True)
             print(*args, **kwargs, file=log_file, flush=True)
         c.log_fn = log_fn
+        print(f'Training options:\n{json.dumps(c.options, indent=2)}\n', file=log_file, flush=True)  # the console had them
     try:
-        for note in c.get('resume_notes') or []:
+        for note in c.get('run_notes') or []:
             c.log_fn(note)
         kwargs = {k: v for k, v in c.items() if k not in NOT_LOOP_KWARGS}
         training_loop.training_loop(**kwargs)
-    except BaseException:
+    except BaseException as e:
+        if log_file is not None:                    # the fatal error goes to log.txt too
+            print(fatal_message(e), file=log_file, flush=True)
         distributed.shutdown(sync=False)  # a sibling may be dead: no barrier
         raise
     finally:
@@ -55,6 +74,29 @@ def _worker(c, temp_dir):
             log_file.close()
     distributed.shutdown()
     del torch, temp_dir
+
+
+def stored_options(c):
+    """The run options as training_options.json and the snapshots store them (plain JSON data)."""
+    return json.loads(json.dumps({k: v for k, v in c.items() if k not in ('options', 'log_fn', 'rank', 'device', 'run_notes')}))
+
+
+def user_errors():
+    """Exceptions that are one sentence for the user (no traceback)."""
+    from datasets.errors import DatasetError
+    from torch_utils.snapshot import SnapshotError
+    from training.training_loop import TrainingError
+    return (UserError, TrainingError, SnapshotError, DatasetError)
+
+
+def fatal_message(e):
+    """What log.txt records of the exception that ended a run: the sentence, or the traceback of a bug."""
+    if isinstance(e, user_errors()):
+        return f'Error: {e}'
+    if isinstance(e, KeyboardInterrupt):
+        return 'Error: interrupted (KeyboardInterrupt).'
+    import traceback
+    return ''.join(traceback.format_exception(type(e), e, e.__traceback__)).rstrip()
 
 
 def launch_training(c, desc, outdir, dry_run):
@@ -70,12 +112,12 @@ def launch_training(c, desc, outdir, dry_run):
     prev_run_ids = [int(m.group()) for m in (re.match(r'^\d+', x) for x in prev_run_dirs) if m is not None]
     cur_run_id = max(prev_run_ids, default=-1) + 1
     c.run_dir = os.path.join(outdir, f'{cur_run_id:05d}-{desc}')
-    continued = _continued_run_dir(c.get('resume_snapshot'), outdir)
+    continued = _continued_run_dir(c, outdir)
     if continued is not None:                       # exact resume from a run's last snapshot: the run goes on in its folder
         c.run_dir = continued
     assert os.path.dirname(os.path.abspath(c.run_dir)) == os.path.abspath(outdir)  # desc is sanitised in build_config
 
-    options = json.loads(json.dumps({k: v for k, v in c.items() if k not in ('options', 'log_fn', 'rank', 'device', 'resume_notes')}))
+    options = stored_options(c)
     c.options = options
     print0 = print if rank == 0 else (lambda *a, **k: None)
     print0()
@@ -90,6 +132,8 @@ def launch_training(c, desc, outdir, dry_run):
     print0(f'Dataset path:        {c.training_set_kwargs.path}')
     print0()
     if dry_run:
+        for note in c.get('run_notes') or []:          # a real run logs them once, in log.txt too
+            print0(note)
         print0('Dry run; exiting.')
         return
     if under_torchrun:
@@ -97,7 +141,8 @@ def launch_training(c, desc, outdir, dry_run):
     if rank == 0:
         try:
             os.makedirs(c.run_dir, exist_ok=True)
-            _write_json_atomic(os.path.join(c.run_dir, 'training_options.json'), options)
+            if not continued:                       # a continued run keeps its first options; log.txt gets each resume's
+                _write_json_atomic(os.path.join(c.run_dir, 'training_options.json'), options)
         except OSError as e:
             raise UserError(f'Cannot create the run directory "{c.run_dir}" ({e.strerror}); choose another --outdir.') from None
     print0('Launching processes...')
@@ -111,17 +156,31 @@ def launch_training(c, desc, outdir, dry_run):
                 raise UserError(str(e)) from None
 
 
-def _continued_run_dir(snapshot, outdir):
-    """The run folder to continue in: the snapshot's own, when it is a run folder of `outdir` and the snapshot
-    is its highest-kimg one (resuming an older snapshot opens a new folder, so later snapshots stay intact)."""
-    from training.training_loop import RUN_DIR_RE, find_latest_snapshot
+def _continued_run_dir(c, outdir):
+    """The run folder an exact resume continues in, or None for a new folder. It is the snapshot's own when that is
+    a run folder of `outdir`, the snapshot is its highest-kimg one (an older one opens a new folder, so later snapshots
+    stay intact), the model is the folder's (a fine-tune is a new phase: its own folder, name and options) and no later
+    snapshot can take the resumed one's kimg in its name (ticks of at least 1 kimg and a total past the next kimg)."""
+    from training.resume import model_of
+    from training.training_loop import RUN_DIR_RE, SNAPSHOT_RE, find_latest_snapshot
+    snapshot = c.get('resume_snapshot')
     if snapshot is None:
         return None
     folder = os.path.dirname(os.path.abspath(snapshot))
     if os.path.dirname(folder) != os.path.abspath(outdir) or not RUN_DIR_RE.match(os.path.basename(folder)):
         return None
     latest = find_latest_snapshot(folder)
-    return os.path.join(outdir, os.path.basename(folder)) if latest and os.path.samefile(latest, snapshot) else None
+    if not latest or not os.path.samefile(latest, snapshot):
+        return None
+    try:
+        with open(os.path.join(folder, 'training_options.json')) as f:
+            folder_model = model_of(json.load(f))
+    except (OSError, ValueError, AttributeError):
+        return None
+    kimg = int(SNAPSHOT_RE.search(latest).group(1))
+    if folder_model != model_of(c) or c.kimg_per_tick < 1 or c.total_kimg < kimg + 1:
+        return None
+    return os.path.join(outdir, os.path.basename(folder))
 
 
 def _agree_run_dir(run_dir, outdir):
@@ -150,6 +209,10 @@ def init_dataset_kwargs(data, cond, mirror, seed, subset=None):
         raise UserError(str(err)) from None
     except (IOError, OSError, ValueError) as err:
         raise UserError(f'Cannot read --data "{data}": {err}') from None
+    names = getattr(dataset_obj, 'domain_names', None)
+    if names is not None and dataset_obj.has_labels and dataset_obj.label_dim > len(names):
+        raise UserError(f'"{data}" has domain labels up to {dataset_obj.label_dim - 1} but its dataset.json names only {len(names)} '
+                        f'domains ({", ".join(names[:8])}); rebuild it with dataset_tool.py.')
     dataset_kwargs.resolution = dataset_obj.resolution
     dataset_kwargs.use_labels = dataset_obj.has_labels if cond is None else bool(cond)
     if dataset_kwargs.use_labels and not dataset_obj.has_labels:
@@ -179,7 +242,6 @@ def build_config(opts, explicit=()):
 
     explicit: the names of the options given on the command line (they override a resumed run's values)."""
     import torch
-    from training import presets
     from training import resume as resume_lib
     opts = dnnlib.EasyDict(opts)
     explicit = set(explicit)
@@ -207,6 +269,7 @@ def build_config(opts, explicit=()):
         else:
             nets = load_resume_networks(resume_path)
             default_model = resume_lib.net_model(nets)
+    requested_model, model_note = implied_model(opts, explicit, requested_model, default_model)
     opts.model = requested_model or default_model or 'stylegan2-ada'
     use_cuda = torch.cuda.is_available()
     under_torchrun = int(os.environ.get('WORLD_SIZE', '1')) > 1
@@ -238,6 +301,8 @@ def build_config(opts, explicit=()):
         c.G_kwargs.mapping_kwargs.embed_features = opts.concat_dim
     if opts.nhwc:                               # NVIDIA's --nhwc
         c.G_kwargs.synthesis_kwargs.fp16_channels_last = c.D_kwargs.block_kwargs.fp16_channels_last = True
+    if opts.mbstd_group is not None:            # NVIDIA's (stylegan3) --mbstd-group
+        c.D_kwargs.epilogue_kwargs.mbstd_group_size = opts.mbstd_group
     if opts.freezed:                            # NVIDIA's --freezed (Freeze-D)
         c.D_kwargs.block_kwargs.freeze_layers = opts.freezed
     glr = opts.glr if opts.glr is not None else spec.lrate
@@ -257,13 +322,11 @@ def build_config(opts, explicit=()):
             raise UserError(f'--i-dim={flow.i_dim} must lie in 1..{z_dim} (z_dim of --cfg={opts.cfg}).')
         c.G_kwargs.mapping_kwargs.update(flow)
         c.loss_kwargs.lambda_sparse = opts.lambda_sparse if opts.lambda_sparse is not None else presets.LAMBDA_SPARSE
-        if opts.model == 'cg-gan':
+        if opts.model == 'cg-gan':  # (CG_OPTIONS with another flow model were refused in implied_model)
             c.loss_kwargs.lambda_imgsparse = opts.lambda_imgsparse if opts.lambda_imgsparse is not None else presets.LAMBDA_IMGSPARSE
             c.loss_kwargs.imgsparse_kwargs = dnnlib.EasyDict(delta=opts.perturb_norm, estimator=opts.sparse_estimator,
                                                              num_columns=opts.sparse_columns, style_mixing_prob=spec.mixing)
             c.loss_kwargs.sparse_interval = opts.sparse_interval if opts.sparse_interval is not None else spec.sparse_interval
-    elif opts.lambda_sparse or opts.lambda_imgsparse:
-        raise UserError('--lambda-sparse/--lambda-imgsparse need the flow mapping; add --model=istylegan or --model=cg-gan.')
 
     # Schedule.
     c.total_kimg = opts.kimg if opts.kimg is not None else spec.kimg
@@ -275,7 +338,9 @@ def build_config(opts, explicit=()):
     c.batch_gpu = opts.batch_gpu if opts.batch_gpu is not None else c.batch_size // max(num_gpus, 1)
     c.ema_kimg = opts.ema if opts.ema is not None else spec.ema
     c.ema_rampup = spec.ramp if opts.ema_rampup is None else (opts.ema_rampup or None)
-    c.metrics = parse_comma_separated_list(opts.metrics)
+    from metrics import metric_main
+    metric_notes = list(filter(None, map(metric_main.legacy_note, parse_comma_separated_list(opts.metrics))))
+    c.metrics = list(dict.fromkeys(map(metric_main.canonical_metric, parse_comma_separated_list(opts.metrics))))
     c.use_cuda = use_cuda
     c.fast = opts.fast
     c.cudnn_benchmark = not opts.nobench
@@ -284,8 +349,11 @@ def build_config(opts, explicit=()):
         raise UserError(f'--batch={c.batch_size} must be a multiple of the number of GPUs ({num_gpus}).')
     if c.batch_gpu < 1 or c.batch_size % (c.batch_gpu * num_gpus) != 0:
         raise UserError(f'--batch={c.batch_size} must be a multiple of --batch-gpu ({c.batch_gpu}) times the number of GPUs ({num_gpus}).')
-    if c.batch_gpu > spec.mbstd and c.batch_gpu % spec.mbstd != 0:
-        raise UserError(f'--batch-gpu={c.batch_gpu} (default: --batch / --gpus) must be a multiple of the minibatch-std group size {spec.mbstd} of --cfg={opts.cfg}; change --batch or --batch-gpu.')
+    mbstd = c.D_kwargs.epilogue_kwargs.mbstd_group_size
+    if c.batch_gpu > mbstd and c.batch_gpu % mbstd != 0:
+        source = '--mbstd-group' if opts.mbstd_group is not None else f'--cfg={opts.cfg}'
+        raise UserError(f'--batch-gpu={c.batch_gpu} (default: --batch / --gpus) must be a multiple of the minibatch-std group size {mbstd} '
+                        f'of {source}; change --batch, --batch-gpu or --mbstd-group.')
 
     # Augmentation.
     if opts.aug != 'noaug':
@@ -302,8 +370,8 @@ def build_config(opts, explicit=()):
         c.loss_kwargs.style_mixing_prob = 0
 
     # Resume: our snapshot continues the run exactly (or fine-tunes it), anything else is a transfer start.
+    notes = ([model_note] if model_note else []) + metric_notes     # logged once, when the run starts
     if opts.resume is not None:
-        notes = []                                  # printed once the resume is known to work
         try:
             out = None
             if kind == 'exact':
@@ -317,9 +385,8 @@ def build_config(opts, explicit=()):
         except resume_lib.ResumeError as e:
             raise UserError(str(e)) from None
         c = out
-        c.resume_notes = notes
-        for note in notes:
-            print(note)
+    notes += [lambda_note(c)] if lambda_note(c) else []
+    c.run_notes = notes
     desc = f'{dataset_name:s}-{c.preset:s}-{resume_lib.model_of(c):s}-gpus{num_gpus:d}-batch{c.batch_size:d}-gamma{c.loss_kwargs.r1_gamma:g}'
     for flag, value in (('subset', opts.subset), ('freezed', opts.freezed)):
         desc += f'-{flag}{value}' if value else ''
@@ -328,6 +395,36 @@ def build_config(opts, explicit=()):
     desc = re.sub(r'[^A-Za-z0-9._+=-]', '-', desc)  # one folder name inside --outdir, whatever --desc or the data's name holds
     c.options = None
     return c, desc
+
+
+def _flags(names, opts):
+    return ', '.join(f'--{k.replace("_", "-")}={opts[k]}' for k in names)
+
+
+def implied_model(opts, explicit, requested, default):
+    """(model to train or None for the default, note or None): options of one model choose it when --model is not
+    given, and are refused with another --model; a zero L_s / L_m weight and --cond-mode=concat choose nothing."""
+    from training.resume import FLOW_MODELS
+    cg = [k for k in CG_OPTIONS if k in explicit and not (k == 'lambda_imgsparse' and not opts.lambda_imgsparse)]
+    flow = [k for k in FLOW_OPTIONS if k in explicit and not (k == 'cond_mode' and opts.cond_mode == 'concat')
+            and not (k == 'lambda_sparse' and not opts.lambda_sparse)]
+    if requested is not None:
+        if cg and requested != 'cg-gan':
+            raise UserError(f'{_flags(cg, opts)} set CG-GAN\'s Jacobian sparsity loss, which --model={requested} does not have; '
+                            f'pass --model=cg-gan or leave {"them" if len(cg) > 1 else "it"} out.')
+        if flow and requested == 'stylegan2-ada':
+            raise UserError(f'{_flags(flow, opts)} need the flow mapping of i-StyleGAN / CG-GAN, which --model=stylegan2-ada does not have; '
+                            f'pass --model=istylegan (or cg-gan) or leave {"them" if len(flow) > 1 else "it"} out.')
+        return requested, None
+    if cg:
+        model = 'cg-gan'
+    elif flow:
+        model = default if default in FLOW_MODELS else 'istylegan'
+    else:
+        return None, None
+    if model == default:
+        return None, None
+    return model, f'Model: {_flags(cg or flow, opts)} without --model: training {model} (as --model={model}).'
 
 
 def resume_file(resume, outdir):
@@ -362,7 +459,7 @@ def load_resume_networks(resume):
 @click.option('--outdir',           help='Where to save the results', metavar='DIR',                        type=str, required=True)
 @click.option('--data',             help='Training data (zip or folder)', metavar='[ZIP|DIR]',            type=str, required=True)
 @click.option('--cfg',              help='Base configuration (resolution preset)',                        type=click.Choice(['auto', 'stylegan2', 'paper256', 'paper512', 'paper1024', 'cifar', 'tiny', 'cg-gan', 'istylegan']), default='auto', show_default=True)
-@click.option('--model',            help='Model: plain StyleGAN2-ADA, i-StyleGAN or CG-GAN',              type=click.Choice(['stylegan2-ada', 'istylegan', 'cg-gan']), default=None, show_default='stylegan2-ada; on --resume: the run\'s')
+@click.option('--model',            help='Model: plain StyleGAN2-ADA, i-StyleGAN or CG-GAN',              type=click.Choice(['stylegan2-ada', 'istylegan', 'cg-gan']), default=None, show_default='the model the options belong to, else stylegan2-ada; on --resume: the run\'s')
 @click.option('--gpus',             help='Number of GPUs (processes) to use', metavar='INT',              type=click.IntRange(min=1), default=1, show_default=True)
 # Optional features.
 @click.option('--batch',            help='Total batch size [default: from --cfg]', metavar='INT',         type=click.IntRange(min=1))
@@ -384,8 +481,8 @@ def load_resume_networks(resume):
 @click.option('--flow-blocks', '--flow_blocks',      help='Dense sigmoid flow blocks', metavar='INT',                      type=click.IntRange(min=1), default=2, show_default=True)
 @click.option('--flow-dim', '--flow_dim',            help='Hidden width of each flow block', metavar='INT',                type=click.IntRange(min=1), default=10, show_default=True)
 @click.option('--flow-norm', '--flow_norm',          help='Normalise style and content dims separately', metavar='BOOL',   type=bool, default=True, show_default=True)
-@click.option('--lambda-sparse', '--lambda_sparse',  help='Weight of the mask loss mean|r| [default: 0.1 for flow models]', metavar='FLOAT', type=click.FloatRange(min=0))
-@click.option('--lambda-imgsparse', '--lambda_imgsparse', help='Weight of the Jacobian sparsity loss L_s [default: presets.LAMBDA_IMGSPARSE for cg-gan]', metavar='FLOAT', type=click.FloatRange(min=0))
+@click.option('--lambda-sparse', '--lambda_sparse',  help=f'Weight of the mask loss mean|r| [default: {presets.LAMBDA_SPARSE:g} for flow models]', metavar='FLOAT', type=click.FloatRange(min=0))
+@click.option('--lambda-imgsparse', '--lambda_imgsparse', help=f'Weight of the Jacobian sparsity loss L_s = (1/HW) sum|d img/d x_k| (not the released code\'s units: docs/method.md) [default: {presets.LAMBDA_IMGSPARSE:g} for cg-gan]', metavar='FLOAT', type=click.FloatRange(min=0))
 @click.option('--perturb-norm', '--perturb_norm',    help='Finite-difference step of the Jacobian estimate', metavar='FLOAT', type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True)
 @click.option('--sparse-estimator', help='Jacobian estimator',                                            type=click.Choice(['fd', 'jvp']), default='fd', show_default=True)
 @click.option('--sparse-columns',   help='Jacobian columns per step', metavar='INT',                      type=click.IntRange(min=1), default=1, show_default=True)
@@ -394,6 +491,7 @@ def load_resume_networks(resume):
 # Misc hyperparameters.
 @click.option('--cbase',            help='Capacity multiplier [default: from --cfg]', metavar='INT',      type=click.IntRange(min=1))
 @click.option('--cmax',             help='Max. feature maps [default: from --cfg]', metavar='INT',        type=click.IntRange(min=1))
+@click.option('--mbstd-group',      help='Minibatch-std group size [default: from --cfg]', metavar='INT', type=click.IntRange(min=1))
 @click.option('--map-depth',        help='Mapping network depth [default: from --cfg]', metavar='INT',    type=click.IntRange(min=1))
 @click.option('--glr',              help='G learning rate [default: from --cfg]', metavar='FLOAT',        type=click.FloatRange(min=0))
 @click.option('--dlr',              help='D learning rate [default: from --cfg]', metavar='FLOAT',        type=click.FloatRange(min=0))
@@ -446,13 +544,8 @@ def main(**kwargs):
             opts.resume = pretrained.resolve(opts.resume)   # NVIDIA's names (ffhq256, ...) -> URL; noresume -> None
         c, desc = build_config(opts, explicit)
         launch_training(c, desc=desc, outdir=opts.outdir, dry_run=dry_run)
-    except UserError as e:
-        raise click.ClickException(str(e)) from None
     except Exception as e:
-        from training.training_loop import TrainingError
-        from torch_utils.snapshot import SnapshotError
-        from datasets.errors import DatasetError
-        if isinstance(e, (TrainingError, SnapshotError, DatasetError)):
+        if isinstance(e, user_errors()):
             raise click.ClickException(str(e)) from None
         raise
 

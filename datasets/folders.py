@@ -23,10 +23,12 @@ def _inside(path: str, tree: str) -> bool:
     return path == tree or path.startswith(tree.rstrip(os.sep) + os.sep)
 
 
-def list_images(root: str, tree: str = None) -> list:
+def list_images(root: str, tree: str = None, elsewhere=()) -> list:
     """Relative paths of the visible image files under root, recursively, sorted. Links are followed
-    only inside `tree` (default: root) and every real folder and file is listed once."""
+    only inside `tree` (default: root) and every real folder and file is listed once; files that really
+    live under one of the folders `elsewhere` (the other domains) are left to that folder's listing."""
     tree = os.path.realpath(tree or root)
+    elsewhere = [os.path.realpath(e) for e in elsewhere]
     found, seen_dirs, seen_files = [], set(), set()
     stack = [(os.path.realpath(root), '')]
     while stack:
@@ -52,7 +54,7 @@ def list_images(root: str, tree: str = None) -> list:
                 if not _inside(target, tree):
                     raise DatasetError(f'"{os.path.join(root, path_rel)}" is a link to "{target}", outside the source tree; '
                                        'copy the file into --source instead of linking it.')
-                if target not in seen_files:
+                if target not in seen_files and not any(_inside(target, e) for e in elsewhere):
                     seen_files.add(target)
                     found.append(os.path.normpath(path_rel))
     return sorted(found, key=lambda p: p.split(os.sep))
@@ -105,7 +107,8 @@ def open_folder_tree(source: str, max_images=None, seed: int = 0, labels: str = 
     if by_folder:
         files, item_labels = [], []
         for label, d in enumerate(subdirs):
-            imgs = list_images(os.path.join(source, d), tree=source)
+            others = [os.path.join(source, e) for e in subdirs if e != d]   # a link into another domain: that domain's file
+            imgs = list_images(os.path.join(source, d), tree=source, elsewhere=others)
             if not imgs:
                 raise DatasetError(f'Domain folder "{os.path.join(source, d)}" contains no images; '
                                    'add images to it or remove it.')

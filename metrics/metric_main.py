@@ -9,6 +9,7 @@ factor oracle of a data set with known factors; no Inception needed), and NVIDIA
 NVIDIA's Inception-v3 through clean-fid in mode `clean` (default) or `legacy_tensorflow` (the mode of
 published numbers), or any FeatureExtractor; numbers from another extractor are named fd*/kd* with
 '@<extractor name>' appended, never fid/kid. pr/is/ppl always follow NVIDIA's protocol (mode 'nvidia').
+NVIDIA's legacy names fid50k, kid50k, pr50k3 are computed as fid50k_full, kid50k_full, pr50k3_full (LEGACY_NAMES).
 """
 import copy
 import json
@@ -49,17 +50,35 @@ for _name, _space, _sampling, _crop in (('ppl2_wend', 'w', 'end', False), ('ppl_
     _register(_name, 'ppl', 50000, 'full', space=_space, sampling=_sampling, crop=_crop, epsilon=1e-4)
 
 
+# NVIDIA's legacy names -> the metric computed for them. NVIDIA's legacy metrics read at most 50k reals, the
+# *_full ones all of them: the same numbers on data sets of up to 50k images.
+LEGACY_NAMES = {'fid50k': 'fid50k_full', 'kid50k': 'kid50k_full', 'pr50k3': 'pr50k3_full'}
+
+
+def canonical_metric(metric: str) -> str:
+    """The registered name of `metric` (NVIDIA's legacy names mapped, see LEGACY_NAMES)."""
+    return LEGACY_NAMES.get(metric, metric)
+
+
+def legacy_note(metric: str):
+    """One line saying what a legacy name is computed as, or None for a registered name."""
+    if metric not in LEGACY_NAMES:
+        return None
+    return (f'{metric} is NVIDIA\'s legacy name: computing {LEGACY_NAMES[metric]} (all reals; NVIDIA\'s {metric} read at most 50k, '
+            f'so the two agree on data sets of up to 50k images).')
+
+
 def is_valid_metric(metric: str) -> bool:
-    return metric in _metric_specs
+    return canonical_metric(metric) in _metric_specs
 
 
 def list_valid_metrics() -> list:
-    return list(_metric_specs.keys())
+    return list(_metric_specs.keys()) + list(LEGACY_NAMES)
 
 
 def required_weights(metric: str, feature_extractor=None) -> list:
     """The weight files (metrics.weights.WeightsFile) a metric needs; FID/KID need none with another extractor."""
-    kind = _metric_specs[metric].kind
+    kind = _metric_specs[canonical_metric(metric)].kind
     if kind in ('pr', 'ppl'):
         return [weights.VGG16]
     if kind == 'is' or (kind in ('fid', 'kid') and feature_extractor in (None, 'inception')):
@@ -147,6 +166,7 @@ def calc_metric(metric, G, dataset_kwargs, num_gpus=1, rank=0, device=None, feat
     `fake_memo` (a dict, optional) lets several metrics of the same G reuse its fake features."""
     if not is_valid_metric(metric):
         raise ValueError(f'unknown metric {metric!r}; choose from {", ".join(list_valid_metrics())}')
+    metric = canonical_metric(metric)
     if mode not in ('clean', 'legacy_tensorflow'):
         raise ValueError(f'mode must be clean or legacy_tensorflow, got {mode!r}')
     spec = _metric_specs[metric]
@@ -154,7 +174,7 @@ def calc_metric(metric, G, dataset_kwargs, num_gpus=1, rank=0, device=None, feat
     progress = True if progress is None else bool(progress)
     start = time.time()
     if spec.kind == 'swap':
-        return _calc_swap_metric(metric, spec, G, dataset_kwargs, device, start, num_gpus)
+        return _calc_swap_metric(metric, spec, G, dataset_kwargs, device, start, num_gpus, progress)
     if spec.kind == 'gt':
         from . import ground_truth
         return ground_truth.calc_metric(metric, spec.num_gen, G, dataset_kwargs, device, seed, num_gpus, cache_dir, progress)
@@ -290,8 +310,9 @@ def _path_distances(G, vgg16, spec, labels, batch_size, seed, device, rank, num_
 
 _swap_probe_memo = dict()  # dataset fingerprint -> probe: scoring many snapshots trains the probe once
 
-def _calc_swap_metric(metric, spec, G, dataset_kwargs, device, start, num_gpus):
+def _calc_swap_metric(metric, spec, G, dataset_kwargs, device, start, num_gpus, progress=True):
     from . import swap
+    say = (lambda text: print(f'{metric}: {text}', flush=True)) if progress else (lambda text: None)
     dataset_kwargs = dnnlib.EasyDict(dataset_kwargs, max_size=None, xflip=False, use_labels=True)
     dataset = allowlist.construct('dataset', dataset_kwargs, 'the dataset settings')
     if G.c_dim == 0 or dataset.label_dim != G.c_dim:
@@ -300,8 +321,10 @@ def _calc_swap_metric(metric, spec, G, dataset_kwargs, device, start, num_gpus):
     path = dataset_kwargs.get('path')
     key = (cache.dataset_fingerprint(path) if path and os.path.exists(path) else id(dataset), str(device))
     if key not in _swap_probe_memo:
+        say(f'training the probe on the {len(dataset)} reals (once per data set; tens of seconds on a CPU) ...')
         _swap_probe_memo[key] = swap.train_swap_probe(dataset, device=device)
     G = copy.deepcopy(G).eval().requires_grad_(False).to(device)
+    say(f'rendering {spec.num_gen} latents in each of the {G.c_dim} domains and judging them ...')
     results = swap.calc_swap_metrics(G, dataset, num_samples=spec.num_gen, device=device, probe=_swap_probe_memo[key])
     results = {k: float(v) for k, v in results.items() if isinstance(v, (int, float, np.floating)) and k not in ('num_samples', 'num_domains')}
     total_time = time.time() - start
@@ -327,11 +350,11 @@ MODE_NOTES = dict(clean="clean-fid's resize; not comparable with published FIDs,
                   nvidia="NVIDIA's protocol, comparable with published numbers")
 
 def format_result(result_dict) -> str:
-    """One human line per result naming the mode, e.g. 'fid50k_full 12.3 (mode clean: ...)'."""
+    """One human line per result naming the metric and its mode, e.g. 'fid50k_full: fid50k_full 12.3 (mode clean: ...)'."""
     values = ', '.join(f'{k} {v:.4g}' for k, v in result_dict['results'].items())
     mode = result_dict.get('mode')
     note = f' (mode {mode}: {MODE_NOTES[mode]})' if mode in MODE_NOTES else (f' (mode {mode})' if mode else '')
-    return f'{values}{note} [{result_dict["total_time_str"]}]'
+    return f'{result_dict["metric"]}: {values}{note} [{result_dict["total_time_str"]}]'
 
 
 def report_metric(result_dict, run_dir=None, snapshot_pkl=None, verbose=True):

@@ -7,6 +7,7 @@ before use; one without (NVIDIA publishes none for vgg16.pt) must be a TorchScri
 it is the rest of the check. Downloads happen only when the caller allows them and CGGAN_OFFLINE is not
 set, with network timeouts, into a temporary file renamed into place once complete and checked.
 """
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -18,6 +19,22 @@ from dnnlib.url import is_offline
 
 class MetricUnavailableError(RuntimeError):
     """A metric cannot run (e.g. its weights are missing or wrong); the message is one sentence."""
+
+_environment_only = [False]   # True inside environment_only(): the caller has no --inception/--vgg16 options
+
+
+@contextlib.contextmanager
+def environment_only():
+    """Messages raised inside name the environment variables, not --inception/--vgg16 (train.py has neither)."""
+    old, _environment_only[0] = _environment_only[0], True
+    try:
+        yield
+    finally:
+        _environment_only[0] = old
+
+
+def _point_at(spec) -> str:
+    return f'set {spec.env}=PATH for the run' if _environment_only[0] else f'pass --{spec.key}=PATH (or set {spec.env})'
 
 #----------------------------------------------------------------------------
 
@@ -62,7 +79,7 @@ def verify(spec: WeightsFile, path: str) -> str:
     if not os.path.isfile(path):
         raise MetricUnavailableError(
             f'{spec.title} weights not found at {path}: download {spec.url} ({spec.megabytes:g} MB) and put it there, '
-            f'or pass --{spec.key}=PATH (or set {spec.env}) to point at your copy.')
+            f'or {_point_at(spec)} to point at your copy.')
     st = os.stat(path)
     key = (path, st.st_size, st.st_mtime_ns, spec.sha256)
     if key in _verified:
@@ -100,7 +117,7 @@ def download(spec: WeightsFile, dest: str, timeout: float = 30) -> str:
         reason = type(e).__name__ if isinstance(e, requests.RequestException) else str(e)  # requests' text is a page long
         raise MetricUnavailableError(
             f'Could not download the {spec.title} weights ({reason}): download {spec.url} yourself and '
-            f'put it at {dest}, or pass --{spec.key}=PATH.') from None
+            f'put it at {dest}, or {_point_at(spec)}.') from None
     return dest
 
 

@@ -84,10 +84,35 @@ def test_user_errors_are_one_sentence(setup, args, sentence):
     err = res.output.splitlines()[-1]  # earlier lines may be progress ('Loading ...')
     assert err.startswith('Error: ') and sentence in err
 
+def test_a_run_folder_of_two_models_is_scored_apart(setup):
+    from torch_utils.snapshot import save_snapshot
+    tmp_path, data, run = setup
+    flow = dict(G_kwargs=dict(mapping_kwargs=dict(class_name='training.domain_flow.DomainFlowMapping')))
+    save_snapshot(str(run / 'network-snapshot-000030.pt'), dict(G_ema=_tiny_generator(3), training_set_kwargs=data,
+                                                               options=dict(flow, loss_kwargs=dict(lambda_imgsparse=1.0))))
+    res = _invoke(['--metrics=fid1k_full', f'--run={run}', '--features=random-conv', '--batch=500', '--gpus=0', '--quiet'])
+    assert res.exit_code == 0, res.output
+    assert f'Note: {calc_metrics.display_name(str(run))} holds snapshots of 2 models (stylegan2-ada: 2, cg-gan: 1); each model is scored apart' in res.output
+    rows = [line.split('|')[1].strip() for line in res.output.splitlines() if line.startswith('| ') and 'network-snapshot' in line]
+    assert [r.split(os.sep)[-1] for r in rows] == ['network-snapshot-000020.pt [stylegan2-ada]', 'network-snapshot-000040.pt [stylegan2-ada]',
+                                                   'network-snapshot-000030.pt [cg-gan]']
+    recs = [json.loads(line) for line in (run / 'metric-fd1k_full@random-conv.jsonl').read_text().splitlines()]
+    assert [r['model'] for r in recs] == ['stylegan2-ada', 'cg-gan', 'stylegan2-ada']
+
+
+def test_help_lists_every_metric_and_legacy_names_are_mapped(setup):
+    import re
+    from metrics import metric_main
+    text = _invoke(['--help']).output
+    for name in metric_main.list_valid_metrics():
+        assert re.sub(r'^(fid|kid)\d+k', r'\g<1>50k', name) in text, name
+    res = _invoke(['--metrics=fid50k,kid50k', '--network=missing.pt'])
+    assert "fid50k is NVIDIA's legacy name: computing fid50k_full" in res.output and 'kid50k_full' in res.output
+
 #----------------------------------------------------------------------------
 
 
-def test_swap1k_metric_through_calc_metric(tmp_path, monkeypatch):
+def test_swap1k_metric_through_calc_metric(tmp_path, monkeypatch, capsys):
     """swap1k: the CG-GAN swap metrics through the registry (probe trained once per dataset, memoised)."""
     import dataset_tool
     import dnnlib
@@ -104,8 +129,11 @@ def test_swap1k_metric_through_calc_metric(tmp_path, monkeypatch):
         img_resolution=16, img_channels=3, synthesis_kwargs=dict(channel_base=64, channel_max=16),
         mapping_kwargs=dict(class_name='training.domain_flow.DomainFlowMapping', num_layers=2, i_dim=4))
     kwargs = dict(class_name='training.dataset.ImageFolderDataset', path=str(data))
-    res = [metric_main.calc_metric('swap1k', G, kwargs, device='cpu', progress=False) for _ in range(2)]
+    res = [metric_main.calc_metric('swap1k', G, kwargs, device='cpu', progress=progress) for progress in (True, False)]
     assert len(calls) == 1                                                             # probe reused for the second network
+    said = capsys.readouterr().out.splitlines()                                        # progress of the slow parts, named
+    assert said == ['swap1k: training the probe on the 200 reals (once per data set; tens of seconds on a CPU) ...',
+                    'swap1k: rendering 1000 latents in each of the 3 domains and judging them ...']
     assert res[0].metric == 'swap1k' and set(res[0].results) >= {'swap_domain_acc', 'swap_content_kappa', 'probe_domain_acc_real'}
     assert 0 <= res[0].results.swap_domain_acc <= 1 and 'num_samples' not in res[0].results
     assert res[0].results == res[1].results                                           # seeded: same numbers

@@ -42,7 +42,7 @@ def _stored_run(tmp_path, data, mutate=None):
     opts = dict(ctx.params)
     opts.pop('dry_run')
     c, _desc = train.build_config(opts)
-    options = json.loads(json.dumps({k: v for k, v in c.items() if k not in ('options', 'log_fn', 'rank', 'device')}))
+    options = train.stored_options(c)
     if mutate is not None:
         mutate(options)
     path = tmp_path / 'network-snapshot-000000.pt'

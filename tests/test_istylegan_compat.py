@@ -1,7 +1,7 @@
 """i-StyleGAN snapshots: their mapping (names, kwargs, semantics) converts onto DomainFlowMapping exactly.
 
 `RefMapping` below is a naive, direct re-statement of what i-StyleGAN's MappingNetwork computes
-(Mid-Push/i-stylegan training/networks.py + training/flow.py), with their parameter names, their
+(Mid-Push/i-stylegan: the networks.py and flow.py of its training folder), with their parameter names, their
 constructor kwargs and defaults, raw eps into the flow, and flow_norm by boolean-mask assignment.
 """
 import io

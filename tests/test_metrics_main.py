@@ -69,7 +69,11 @@ def cache_dir(tmp_path, monkeypatch):
 def test_registry_names():
     for name in ('fid50k_full', 'kid50k_full', 'fid10k_full', 'kid10k_full', 'fid50k_domain', 'fid1k_full'):
         assert metric_main.is_valid_metric(name) and name in metric_main.list_valid_metrics()
-    assert not metric_main.is_valid_metric('fid50k')
+    assert not metric_main.is_valid_metric('fid60k')
+    for legacy, full in (('fid50k', 'fid50k_full'), ('kid50k', 'kid50k_full'), ('pr50k3', 'pr50k3_full')):   # NVIDIA's legacy names
+        assert metric_main.is_valid_metric(legacy) and metric_main.canonical_metric(legacy) == full
+        assert f'computing {full}' in metric_main.legacy_note(legacy)
+    assert metric_main.legacy_note('fid50k_full') is None and metric_main.required_weights('pr50k3') == metric_main.required_weights('pr50k3_full')
     assert metric_main.metric_label('fid50k_full', 'inception-v3-2015-12-05') == 'fid50k_full'
     assert metric_main.metric_label('kid1k_full', 'dino') == 'kd1k_full@dino'
 

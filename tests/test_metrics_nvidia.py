@@ -187,7 +187,9 @@ def test_training_reports_metrics_to_tensorboard_and_warns_once(tmp_path, monkey
                                                                                       path=data, use_labels=True)))
     warnings = [l for l in log if l.startswith('Warning: metric')]
     assert len(warnings) == 1 and 'is50k skipped for the rest of this run: Inception weights not found' in warnings[0]   # 3 snapshots
-    assert sum('fd1k_full@random-conv' in l for l in log) == 3
+    assert 'set CGGAN_INCEPTION=PATH for the run' in warnings[0] and '--inception' not in warnings[0]      # train.py has no --inception
+    lines = [l for l in log if l.startswith('fd1k_full@random-conv: fd1k_full@random-conv ')]             # each line names its metric
+    assert len(lines) == 3 and f'Last metrics:        {lines[-1]}' in log                               # and the end repeats the last
     events = EventAccumulator(str(tmp_path / 'run')).Reload()
     scalars = events.Scalars('Metrics/fd1k_full@random-conv')
     recorded = [json.loads(l)['results']['fd1k_full@random-conv'] for l in open(tmp_path / 'run' / 'metric-fd1k_full@random-conv.jsonl')]

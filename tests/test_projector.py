@@ -95,7 +95,13 @@ def test_projector_cli_swap_grid_and_generate_round_trip(nets, tmp_path):
     res = _run(projector.main, '--network', path, '--target', nets['target'], '--domain', 'green', '--swap', '--num-steps', 20,
                '--save-video', 'true', '--outdir', tmp_path, '--device', 'cpu')
     assert res.exit_code == 0, res.output
-    assert 'Distance: pixel pyramid (offline, no weights); space: latent.' in res.output
+    said = res.output.splitlines()
+    distance = next(line for line in said if line.startswith('Distance: '))      # said before the first step, with the reason
+    assert said.index(distance) < said.index(next(line for line in said if line.startswith('step ')))
+    assert "pixel pyramid (offline, no weights; its numbers are not comparable with NVIDIA's LPIPS distances)" in distance
+    assert '--loss=auto: VGG16 weights not found' in distance and 'space: latent.' in distance
+    steps = [line for line in said if line.startswith('step ')]                 # NVIDIA's per-step lines
+    assert len(steps) == 20 and steps[0].startswith('step    1/20: dist ') and ' loss ' in steps[0] and steps[-1].startswith('step   20/20:')
     for name in ('target.png', 'proj.png', 'projected_w.npz', 'projected_latent.npz', 'proj.gif', 'swap.png', 'projection.json'):
         assert (tmp_path / name).is_file(), name
     eps = torch.from_numpy(np.load(tmp_path / 'projected_latent.npz')['eps'])

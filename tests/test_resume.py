@@ -85,7 +85,8 @@ def test_resume_latest_takes_highest_kimg_and_continues_in_the_run_folder(tmp_pa
     save_snapshot(str(low), dict(cur_nimg=8000))                                # written last: the newest file
     assert find_latest_snapshot(str(tmp_path)) == str(high)
     assert find_latest_snapshot(str(run)) == str(high)
-    c = dnnlib.EasyDict(num_gpus=1, use_cuda=False, batch_size=4, batch_gpu=4, total_kimg=20,
+    (run / 'training_options.json').write_text('{}')                           # the folder's model: stylegan2-ada
+    c = dnnlib.EasyDict(num_gpus=1, use_cuda=False, batch_size=4, batch_gpu=4, total_kimg=20, kimg_per_tick=4,
                         training_set_kwargs=dnnlib.EasyDict(path='x.zip'), resume_snapshot=str(high))
     train.launch_training(c, desc='run', outdir=str(tmp_path), dry_run=True)
     assert c.run_dir == str(run) and '(continuing the run)' in capsys.readouterr().out

@@ -166,6 +166,17 @@ def test_nan_loss_stops_with_phase_and_tick_and_keeps_snapshot(tmp_path):
     snap = load_snapshot(str(tmp_path / 'network-snapshot-000000.pt'), rebuild_modules=False)  # test class: not rebuildable
     assert snap['cur_nimg'] == 8
     assert all(torch.isfinite(v).all() for v in snap['G']['state_dict'].values())
+    assert msg.endswith('then resume from it.')
+
+
+def test_nan_loss_before_any_snapshot_does_not_say_resume(tmp_path):
+    kw = tiny_kwargs(str(tmp_path), total_kimg=0.064, network_snapshot_ticks=None, image_snapshot_ticks=None)
+    kw.D_kwargs.class_name = 'tests.test_training_loop.BiasedDiscriminator'
+    kw.D_kwargs.nan_after = 4
+    with pytest.raises(TrainingError) as e:
+        training_loop(**kw)
+    msg = str(e.value)
+    assert 'no snapshot was written yet' in msg and msg.endswith('then start again.') and 'resume' not in msg
 
 #----------------------------------------------------------------------------
 

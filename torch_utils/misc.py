@@ -142,8 +142,8 @@ def check_ddp_consistency(module, ignore_regex=None):
 
 #----------------------------------------------------------------------------
 
-def print_module_summary(module, inputs, max_nesting=3, skip_redundant=True):
-    """Run `module(*inputs)` once and print a table of submodules: parameters, buffers, outputs."""
+def print_module_summary(module, inputs, max_nesting=3, skip_redundant=True, print_fn=print):
+    """Run `module(*inputs)` once and print (with `print_fn`) a table of submodules: parameters, buffers, outputs."""
     assert isinstance(module, torch.nn.Module) and isinstance(inputs, (tuple, list))
     entries = []
     depth = [0]
@@ -191,10 +191,10 @@ def print_module_summary(module, inputs, max_nesting=3, skip_redundant=True):
         buffer_total += n_buffers
     rows += [['---'] * 5, ['Total', str(param_total), str(buffer_total), '-', '-']]
     widths = [max(len(cell) for cell in column) for column in zip(*rows)]
-    print()
+    print_fn('')
     for row in rows:
-        print('  '.join(cell.ljust(width) for cell, width in zip(row, widths)))
-    print()
+        print_fn('  '.join(cell.ljust(width) for cell, width in zip(row, widths)))
+    print_fn('')
     return outputs
 
 #----------------------------------------------------------------------------

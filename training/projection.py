@@ -16,7 +16,6 @@ import copy
 import numpy as np
 import torch
 import torch.nn.functional as F
-import tqdm
 
 from training import domain_swap
 
@@ -24,7 +23,8 @@ from training import domain_swap
 
 class PixelPyramidDistance:
     """Offline distance: sum over scales (full, 1/2, ... down to 4 px) of the squared error of [-1, 1] images."""
-    name = 'pixel pyramid (offline, no weights)'
+    name = 'pixel pyramid (offline, no weights; its numbers are not comparable with NVIDIA\'s LPIPS distances)'
+    reason = None       # why --loss=auto fell back to it (make_distance)
 
     def __init__(self, target):
         self.targets = self._pyramid(target)
@@ -62,18 +62,20 @@ class LPIPSDistance:
 
 def make_distance(target, loss='auto', vgg16_path=None, allow_download=True, device='cpu'):
     """The distance to `target` ([1, C, H, W] in [-1, 1]): 'lpips', 'pixel', or 'auto' (LPIPS when the
-    VGG16 weights are found or can be downloaded, else the pixel pyramid). Raises MetricUnavailableError
-    for 'lpips' without weights."""
+    VGG16 weights are found or can be downloaded, else the pixel pyramid, whose `reason` says why). Raises
+    MetricUnavailableError for 'lpips' without weights."""
     from metrics import weights
     if loss == 'pixel':
         return PixelPyramidDistance(target)
     try:
         path = weights.find(weights.VGG16, vgg16_path, allow_download=allow_download)
         return LPIPSDistance(target, weights.load_torchscript(weights.VGG16, path, device))
-    except weights.MetricUnavailableError:
+    except weights.MetricUnavailableError as e:
         if loss == 'lpips':
             raise
-        return PixelPyramidDistance(target)
+        distance = PixelPyramidDistance(target)
+        distance.reason = str(e)
+        return distance
 
 #----------------------------------------------------------------------------
 
@@ -154,7 +156,7 @@ def project(G, target, c=None, space='w', num_steps=1000, distance=None, seed=0,
     opt_var = start.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([opt_var] + list(bufs.values()), betas=(0.9, 0.999), lr=lr)
     losses = []
-    for step in tqdm.trange(num_steps, desc=f'Projecting ({space})', disable=not progress, leave=False):
+    for step in range(num_steps):
         t = step / num_steps
         for group in opt.param_groups:
             group['lr'] = _lr_at(t, lr)
@@ -166,6 +168,8 @@ def project(G, target, c=None, space='w', num_steps=1000, distance=None, seed=0,
         loss.backward()
         opt.step()
         losses.append(dist.item())
+        if progress:                                            # NVIDIA's per-step line
+            print(f'step {step + 1:>4d}/{num_steps}: dist {losses[-1]:<4.2f} loss {loss.item():<5.2f}', flush=True)
         with torch.no_grad():
             for buf in bufs.values():
                 buf -= buf.mean()

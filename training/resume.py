@@ -2,8 +2,9 @@
 
 exact      our .pt with stored run options: the run continues (counters, optimizers, ADA p, RNG). The
            architecture and every stored value come from the snapshot; options given explicitly on the
-           command line override what may change mid-run (MID_RUN), one log line each; explicit options
-           that would change the networks are refused in one sentence. `--kimg` stays NVIDIA's total.
+           command line override what may change mid-run (MID_RUN, the augmentation, --mirror), one log
+           line each; explicit options that would change the networks or the batch are refused in one
+           sentence that says what to do. `--kimg` stays NVIDIA's total.
 fine-tune  exact, with --model switching between istylegan and cg-gan (the same networks, the new
            model's losses): the paper's recipe, i-StyleGAN to 20 M images, then CG-GAN to 25 M.
 transfer   an NVIDIA / i-StyleGAN pickle, a weights-only .pt, or a --model that needs another mapping
@@ -50,6 +51,9 @@ MID_RUN = {
     'ema':              [('ema_kimg',)],
     'ema_rampup':       [('ema_rampup',)],
     'seed':             [('random_seed',), ('training_set_kwargs', 'random_seed')],
+    'mbstd_group':      [('D_kwargs', 'epilogue_kwargs', 'mbstd_group_size')],
+    'fp32':             [('G_kwargs', 'synthesis_kwargs', 'num_fp16_res'), ('G_kwargs', 'synthesis_kwargs', 'conv_clamp'),
+                         ('D_kwargs', 'num_fp16_res'), ('D_kwargs', 'conv_clamp')],
 }
 
 # Options that shape the networks (or the batch, which Adam's state and the minibatch-std groups assume).
@@ -62,9 +66,10 @@ MACHINE = ('num_gpus', 'batch_gpu', 'data_loader_kwargs', 'use_cuda', 'fast', 'c
 FLOW_MODELS = ('istylegan', 'cg-gan')
 FLOW_MAPPING_KEYS = ('class_name', 'cond_mode', 'i_dim', 'flow_blocks', 'flow_dim', 'flow_norm')
 
-# Options an exact resume keeps from the snapshot; given explicitly with another value they are refused.
-FIXED = {'aug': [('augment_kwargs',), ('ada_target',)], 'augpipe': [('augment_kwargs',)], 'mirror': [('training_set_kwargs', 'xflip')],
-         'p': [('augment_p',)]}
+# Augmentation options: given explicitly, they replace the snapshot's augmentation as a whole (NVIDIA resumes
+# with the options of the command line), in one log line; ADA's p carries on when ADA stays on.
+AUGMENT_OPTIONS = ('aug', 'augpipe', 'p')
+AUGMENT_KEYS = ('augment_kwargs', 'augment_p', 'ada_target', 'ada_kimg')
 
 #----------------------------------------------------------------------------
 
@@ -189,9 +194,6 @@ def exact_resume(resume, stored, saved, c, data, explicit, requested_model, log)
         raise ResumeError(f'The snapshot was trained with --batch={stored.batch_size}; an exact resume needs the same batch, '
                           f'pass --batch={stored.batch_size} or leave it out.')
 
-    for opt, paths in FIXED.items():
-        if opt in explicit and any(_plain(_get(c, p)) != _get(stored, p) for p in paths):
-            raise ResumeError(f'--{opt} cannot change in an exact resume of "{resume}"; leave it out to keep the snapshot\'s setting.')
     out = _plain({k: v for k, v in stored.items() if k not in MACHINE and k not in ('options', 'run_dir', 'resume_snapshot', 'resume_pkl')})
     for k in MACHINE:
         if k in c:
@@ -222,8 +224,37 @@ def exact_resume(resume, stored, saved, c, data, explicit, requested_model, log)
             if new != old:
                 log(f'Resume: --{opt.replace("_", "-")} sets {".".join(path)} = {new} (the snapshot had {old}).')
                 _set(out, path, new)
+    _override_augmentation(out, c, explicit, log)
+    if 'mirror' in explicit and bool(c.training_set_kwargs.xflip) != bool(out.training_set_kwargs.get('xflip')):
+        log(f'Resume: --mirror={int(bool(c.training_set_kwargs.xflip))} sets training_set_kwargs.xflip = {bool(c.training_set_kwargs.xflip)} '
+            f'(the snapshot had {bool(out.training_set_kwargs.get("xflip"))}); the image order differs from here on.')
+        out.training_set_kwargs.xflip = bool(c.training_set_kwargs.xflip)
     out.resume_snapshot = resume
     return out
+
+
+def augmentation_text(c) -> str:
+    """'none', 'ADA (target 0.6; xflip, rotate90, ...)' or 'fixed p=0.2 (...)': a run's augmentation in words."""
+    pipe = c.get('augment_kwargs')
+    if pipe is None or (c.get('ada_target') is None and not c.get('augment_p')):
+        return 'none'
+    ops = ', '.join(k for k, v in pipe.items() if k != 'class_name' and v)
+    return (f'ADA (target {c.ada_target:g}' if c.get('ada_target') is not None else f'fixed (p={c.augment_p:g}') + f'; {ops})'
+
+
+def _override_augmentation(out, c, explicit, log):
+    given = [k for k in AUGMENT_OPTIONS if k in explicit]
+    if not given or all(_plain(c.get(k)) == out.get(k) for k in AUGMENT_KEYS):
+        return
+    old = augmentation_text(out)
+    for key in AUGMENT_KEYS:
+        out.pop(key, None)
+        if c.get(key) is not None:
+            out[key] = _plain(c[key])
+    if out.get('augment_kwargs') is not None:
+        out.augment_kwargs.class_name = CLASS_NAMES['augment']
+    log(f'Resume: {", ".join("--" + k for k in given)} set the augmentation to {augmentation_text(out)} (the snapshot had {old})'
+        + ('; ADA p carries on from the snapshot.' if out.get('ada_target') is not None else '.'))
 
 
 def force_class_names(c):

@@ -253,6 +253,15 @@ def training_loop(
                 copied, skipped = misc.copy_matching_params_and_buffers(resume_data[name], module)
                 log(f'  {name}: {copied} tensors copied' + (f', {len(skipped)} kept fresh (absent or another shape: {", ".join(skipped[:4])}{", ..." if len(skipped) > 4 else ""})' if skipped else ''))
 
+    # NVIDIA's summary tables of G and D (rank 0), on G_ema and a copy of D: training state and RNG stay as they were.
+    if is_main:
+        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
+            z = torch.zeros([batch_gpu, G.z_dim], device=device)
+            c = torch.zeros([batch_gpu, G.c_dim], device=device)
+            img = misc.print_module_summary(G_ema, [z, c], print_fn=log)
+            misc.print_module_summary(copy.deepcopy(D), [img, c], print_fn=log)
+        del z, c, img
+
     # Every rank starts from rank 0's parameters and buffers.
     if num_gpus > 1:
         for module in (G, D, G_ema):
@@ -268,7 +277,7 @@ def training_loop(
         if ada_target is not None:
             from training.augment import AdaController
             ada = AdaController(target=ada_target, interval=ada_interval, kimg=ada_kimg, batch_size=batch_size)
-        if state is not None and state.get('augment_p') is not None:
+        if ada is not None and state is not None and state.get('augment_p') is not None:   # fixed p: the configured value
             augment_pipe.p.copy_(torch.as_tensor(float(state['augment_p'])))
 
     # Loss and optimisers; lazy regularisation scales lr and betas by c = interval / (interval + 1) (StyleGAN2 App. C).
@@ -357,6 +366,7 @@ def training_loop(
     done = cur_nimg >= total_nimg
     steps_here = 0
     last_snapshot = find_latest_snapshot(run_dir)
+    last_metrics = []                       # the lines of the last evaluation, repeated at the end of the run
     label_dim = training_set.label_dim
     label_pool = None
     if label_dim > 0:
@@ -431,9 +441,10 @@ def training_loop(
             torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
         if flags.any():
             names = [name for name, f in zip(StyleGAN2_PHASES, flags.tolist()) if f]
-            where = f'the last good snapshot is "{last_snapshot}"' if last_snapshot else 'no snapshot was written yet'
+            where = (f'the last good snapshot is "{last_snapshot}". Lower --glr/--dlr or --gamma, or check the data, then resume from it'
+                     if last_snapshot else 'no snapshot was written yet. Lower --glr/--dlr or --gamma, or check the data, then start again')
             raise TrainingError(f'Loss became NaN or Inf in phase {", ".join(names)} during tick {cur_tick} (kimg {cur_nimg / 1000:.1f}); '
-                                f'stopping, {where}. Lower --glr/--dlr or --gamma, or check the data, then resume from it.')
+                                f'stopping, {where}.')
 
         # Print status line.
         tick_end_time = time.time()
@@ -483,7 +494,8 @@ def training_loop(
         # Evaluate metrics.
         metric_results = {}
         if snapshot_path is not None and len(metrics) > 0:
-            metric_results = _evaluate_metrics(metrics, G_ema, training_set_kwargs, num_gpus, rank, device, run_dir, snapshot_path, log, skipped_metrics)
+            metric_results, lines = _evaluate_metrics(metrics, G_ema, training_set_kwargs, num_gpus, rank, device, run_dir, snapshot_path, log, skipped_metrics)
+            last_metrics = lines or last_metrics
 
         # Collect statistics.
         stats_collector.update()
@@ -507,11 +519,15 @@ def training_loop(
         tick_start_time = time.time()
         maintenance_time = tick_start_time - tick_end_time
 
-    # Done.
+    # Done: what the run left and how long it took.
     if stats_jsonl is not None:
         stats_jsonl.close()
     if stats_tfevents is not None:
         stats_tfevents.close()
+    log(f'Final snapshot:      {last_snapshot if last_snapshot else "none written (--snap is longer than the run)"}')
+    if last_metrics:
+        log(f'Last metrics:        {"; ".join(last_metrics)}')
+    log(f'Elapsed time:        {dnnlib.util.format_time(time.time() - start_time)} ({cur_nimg / 1000:g} kimg, {steps_here} steps in this process)')
     log('Exiting...')
     return dnnlib.EasyDict(G=G, D=D, G_ema=G_ema, G_opt=phases[0].opt, D_opt=phases[-1].opt, loss=loss, cur_nimg=cur_nimg, batch_idx=batch_idx, last_snapshot=last_snapshot,
                            augment_p=float(augment_pipe.p.cpu()) if augment_pipe is not None else 0.0)
@@ -557,24 +573,26 @@ def load_weights(path):
 
 
 def _evaluate_metrics(metrics, G_ema, dataset_kwargs, num_gpus, rank, device, run_dir, snapshot_path, log, skipped=None):
-    """Compute and record `metrics` for one snapshot; returns {result name: value} (rank 0). A metric that cannot run
-    (missing weights) is named once in a warning and added to `skipped`, which later snapshots leave out."""
+    """Compute and record `metrics` for one snapshot; returns ({result name: value}, printed lines) (rank 0). A metric that
+    cannot run (missing weights) is named once in a warning and added to `skipped`, which later snapshots leave out."""
     from metrics import metric_main
     skipped = set() if skipped is None else skipped
-    results = {}
+    results, lines = {}, []
     for metric in metrics:
         if metric in skipped:
             continue
         try:
-            result_dict = metric_main.calc_metric(metric=metric, G=G_ema, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, rank=rank, device=device)
+            with metric_main.weights.environment_only():
+                result_dict = metric_main.calc_metric(metric=metric, G=G_ema, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, rank=rank, device=device)
         except metric_main.MetricUnavailableError as e:
             log(f'Warning: metric {metric} skipped for the rest of this run: {e}')
             skipped.add(metric)
             continue
         if rank == 0:
             metric_main.report_metric(result_dict, run_dir=run_dir, snapshot_pkl=snapshot_path, verbose=False)
-            log(metric_main.format_result(result_dict))
+            lines.append(metric_main.format_result(result_dict))
+            log(lines[-1])
             results.update(result_dict.results)
-    return results
+    return results, lines
 
 #----------------------------------------------------------------------------
