@@ -258,18 +258,26 @@ def summarise(scores, lambdas):
     return summary, paired
 
 
-def markdown(o, name, oracle_scores, base, curve, summary, paired, default, seeds):
+def markdown(o, name, oracle_scores, base, curve, summary, paired, default, seeds, base_rec=None):
+    classes = sorted(k[len('recognised_shape_'):-len('_real')] for k in curve[0] if k.startswith('recognised_shape_') and k.endswith('_real')
+                     and k != 'recognised_shape_real') if curve else []
     lines = [f'Setting: builtin:{name} {o.res}x{o.res}, {o.images} images; base `{o.base_args}` (i-StyleGAN, seed 0) to '
-             f'{base["kimg_name"]} kimg; each fine-tune {o.finetune_kimg} kimg more; seeds {", ".join(map(str, seeds))}; '
+             f'{base["kimg_name"]} kimg; each fine-tune {finetune_kimg(o, base)} kimg more; seeds {", ".join(map(str, seeds))}; '
              f'{o.samples} eps per score, each rendered in every domain.', '',
              'Oracle on held-out reals: ' + ', '.join(f'{k.replace("oracle_", "").replace("_real", "")} {v:.3f}' for k, v in oracle_scores.items()), '',
-             '**Base curve** (i-StyleGAN G_ema):', '', '| kimg | fd_oracle | shape recognised | content kept | style in range |', '|---|---|---|---|---|']
-    lines += [f'| {r["kimg_name"]} | {r["fd_oracle"]:.1f} | {r["recognised_shape"]:.3f} | {r["content_kept"]:.3f} | {r["style_in_range"]:.3f} |' for r in curve]
+             '**Base curve** (i-StyleGAN G_ema; recognised: share named with confidence, reals in brackets):', '',
+             '| kimg | fd_oracle | ' + ' | '.join(f'{c} recognised' for c in classes) + ' | content kept | style in range | active style dims |',
+             '|---|---|' + '---|' * len(classes) + '---|---|---|']
+    lines += [f'| {r["kimg_name"]} | {r["fd_oracle"]:.1f} | ' + ' | '.join(f'{r[f"recognised_shape_{c}"]:.3f} ({r[f"recognised_shape_{c}_real"]:.2f})' for c in classes) +
+              f' | {r["content_kept"]:.3f} | {r["style_in_range"]:.3f} | {r["active_dims"]:g} |' for r in curve]
     lams = sorted(summary)
-    lines += ['', '**Fine-tunes**, mean ± std over seeds (λ = 0 is i-StyleGAN continued):', '',
-              '| metric | ' + ' | '.join(f'λ = {l:g}' for l in lams) + ' |', '|---|' + '---|' * len(lams)]
+    se = lambda m_s: m_s[1] / math.sqrt(len(seeds)) if len(seeds) > 1 else float('nan')
+    lines += ['', '**Fine-tunes**, mean ± standard error over seeds (λ = 0 is i-StyleGAN continued; "base": the base itself):', '',
+              '| metric | base | ' + ' | '.join(f'λ = {l:g}' for l in lams) + ' |', '|---|---|' + '---|' * len(lams)]
     for k, label, fmt in REPORT_METRICS:
-        lines.append(f'| {label} | ' + ' | '.join(f'{summary[l][k][0]:{fmt}} ± {summary[l][k][1]:{fmt}}' for l in lams) + ' |')
+        b = base_rec.get(k, float('nan')) if base_rec else float('nan')
+        b = b if isinstance(b, float) else float('nan')
+        lines.append(f'| {label} | {b:{fmt}} | ' + ' | '.join(f'{summary[l][k][0]:{fmt}} ± {se(summary[l][k]):{fmt}}' for l in lams) + ' |')
     lines += ['', '**Paired differences to λ = 0** (same seed: same reals and latents), mean ± standard error:', '',
               '| metric | ' + ' | '.join(f'λ = {l:g}' for l in lams if l > 0) + ' |', '|---|' + '---|' * (len(lams) - 1)]
     for k, label, fmt in REPORT_METRICS:
@@ -430,7 +438,7 @@ def joint_figures(o, results):
         ax.imshow(m, cmap='magma')
         for mk in (masks or {}).values():
             ys, xs = np.nonzero(mk)
-            ax.add_patch(matplotlib.patches.Rectangle((xs.min() - 0.5, ys.min() - 0.5), xs.ptp() + 1, ys.ptp() + 1, fill=False, ec='cyan', lw=1))
+            ax.add_patch(matplotlib.patches.Rectangle((xs.min() - 0.5, ys.min() - 0.5), np.ptp(xs) + 1, np.ptp(ys) + 1, fill=False, ec='cyan', lw=1))
         ax.set_title(title, fontsize=8)
         ax.axis('off')
     fig.suptitle('Jacobian mass of the active style dims (sum over dims, eps, domains, channels)', fontsize=9)
@@ -489,7 +497,7 @@ def pipeline(o, name):
             return None
         summary, paired = summarise(scores, o.lambdas)
         default = choose_default(summary, o.margin)
-        md = markdown(d, name, oracle.scores, base, curve, summary, paired, default, o.seeds)
+        md = markdown(d, name, oracle.scores, base, curve, summary, paired, default, o.seeds, base_rec)
         write(os.path.join(folder, 'results.md'), md)
         result = dict(dataset=name, oracle=oracle.scores, base=dict(base, **{k: v for k, v in base_rec.items() if k not in base}),
                       base_curve=curve, default_lambda=default, gate=gate(base_rec, oracle.meta['class_names']),
