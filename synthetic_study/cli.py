@@ -278,8 +278,10 @@ _grid = [
 def plan(outdir, benchmarks, domains, seeds, models, alpha, ensemble, processes, timing, **kwargs):
     """Print the cells still to run, in order, and the estimated hours."""
     study, data, rows, alphas, cells, missing = prepare_sweep(outdir, benchmarks, domains, seeds, models, alpha, ensemble, kwargs)
+    runs = len(CALIBRATION['seeds']) * len(CALIBRATION['alphas'])  # what calibrate trains per arm with its defaults
+    cells = [('calibration', b, CALIBRATION['K'], arm, range(runs)) for (b, arm), a in alphas.items() if a is None] + cells
     try:
-        timed = seconds_per_run((read_lines(timing) if timing else []) + rows)
+        timed = seconds_per_run((read_lines(timing) if timing else []) + rows, study['max_steps'])
     except GridError as e:
         fail(e)
     click.echo('\n'.join(plan_lines(cells, timed, processes) + [f'not runnable yet: {m}' for m in sorted(set(missing))]))
@@ -299,7 +301,7 @@ def sweep(outdir, benchmarks, domains, seeds, models, alpha, ensemble, processes
     except (ValueError, AssertionError):
         raise click.BadParameter('expected i/n with 0 <= i < n <= 2, e.g. 0/2', param_hint='--shard') from None
     study, data, rows, alphas, cells, missing = prepare_sweep(outdir, benchmarks, domains, seeds, models, alpha, ensemble, kwargs)
-    click.echo('\n'.join(plan_lines(cells, seconds_per_run(rows), processes) + [f'skipped: {m}' for m in sorted(set(missing))]))
+    click.echo('\n'.join(plan_lines(cells, seconds_per_run(rows, study['max_steps']), processes) + [f'skipped: {m}' for m in sorted(set(missing))]))
     path = results_path(outdir, (index, count), tag)
     mine = read_lines(path)
     os.makedirs(outdir, exist_ok=True)

@@ -115,12 +115,16 @@ def todo_cells(stages, rows: list, study: dict, data_kwargs: dict, alphas: dict,
     return out
 
 
-def seconds_per_run(rows: list) -> dict:
-    """Mean seconds per run (ensemble wall time / members) per arm, from rows already run."""
-    by_arm = {}
+def seconds_per_run(rows: list, max_steps: int) -> dict:
+    """Estimated seconds per run per arm: the mean seconds per step of the rows at hand (ensemble wall time /
+    members / steps) times the mean steps of the rows that ran under this max_steps, or max_steps itself
+    (an upper bound) when none did."""
+    per_step, steps = {}, {}
     for r in rows:
-        by_arm.setdefault(r['model'], []).append(r['seconds'])
-    return {arm: float(np.mean(v)) for arm, v in by_arm.items()}
+        per_step.setdefault(r['model'], []).append(r['seconds'] / max(r['stop_step'], 1))
+        if r['max_steps'] == max_steps:
+            steps.setdefault(r['model'], []).append(r['stop_step'])
+    return {arm: float(np.mean(v)) * float(np.mean(steps.get(arm, [max_steps]))) for arm, v in per_step.items()}
 
 
 def plan_lines(cells: list, timing: dict, processes: int) -> list:
