@@ -203,13 +203,15 @@ def calibrate(outdir, benchmark, models, domains, seeds, alphas, **kwargs):
         check_folder(rows, study, data, path)
         for arm in models:
             done = {(r['seed'], r['alpha']) for r in rows if r['benchmark'] == benchmark and r['model'] == arm and r['K'] == domains}
-            members = [(s, a) for a in alphas for s in seeds if (s, a) not in done]
-            if members:
-                start = time.time()
-                rows += run_members(benchmark, arm, domains, members, study, data[benchmark], 'calibration', progress_printer(f'calibrate {arm}'))
-                click.echo(f'{arm}: {len(members)} runs in {time.time() - start:.0f} s', err=True)
-                with dnnlib.util.atomic_write(path, 'w') as f:
-                    f.write(''.join(json.dumps(r) + '\n' for r in rows))
+            for a in alphas:  # one ensemble per alpha, saved when it ends: a killed calibration resumes
+                members = [(s, a) for s in seeds if (s, a) not in done]
+                if members:
+                    start = time.time()
+                    rows += run_members(benchmark, arm, domains, members, study, data[benchmark], 'calibration',
+                                        progress_printer(f'calibrate {arm} alpha {a}'))
+                    click.echo(f'{arm} alpha {a}: {len(members)} runs in {time.time() - start:.0f} s', err=True)
+                    with dnnlib.util.atomic_write(path, 'w') as f:
+                        f.write(''.join(json.dumps(r) + '\n' for r in rows))
             alpha, table = calibrated_alpha(rows, benchmark, arm)
             click.echo(f'{benchmark} {arm}: alpha = {alpha} (' + ', '.join(f'{a}: {d:+.3f} ± {se:.3f}{"" if ok else " x"}'
                                                                          for a, (d, se, ok) in table.items()) + ')')
@@ -238,13 +240,12 @@ def prepare_sweep(outdir, benchmarks, domains, seeds, models, alpha, ensemble, k
         check_folder(rows, study, data, outdir)
         calibration = read_lines(os.path.join(outdir, 'calibration.jsonl'))
         check_folder(calibration, study, data, os.path.join(outdir, 'calibration.jsonl'))
-        alphas, missing = {}, []
+        alphas = {}
         for _, b, _, arms, _ in stages:
             for arm in arms:
                 try:
                     alphas[b, arm] = arm_alpha(arm, b, alpha, calibration)
-                except GridError as e:
-                    missing.append(str(e))
+                except GridError:
                     alphas[b, arm] = None
         for r in rows:
             a = alphas.get((r['benchmark'], r['model']))
@@ -255,7 +256,12 @@ def prepare_sweep(outdir, benchmarks, domains, seeds, models, alpha, ensemble, k
         fail(e)
     runnable = tuple((st, b, ks, tuple(a for a in arms if alphas[b, a]), s) for st, b, ks, arms, s in stages)
     cells = todo_cells(runnable, rows, study, data, alphas, ensemble)
-    return study, data, rows, alphas, cells, missing
+    pending = {key: a or dict(alpha_rule='blind', alpha=None) for key, a in alphas.items()}  # for the estimate
+    every = todo_cells(stages, rows, study, data, pending, ensemble)
+    blocked = sorted({key for key, a in alphas.items() if a is None})
+    note = [] if not blocked else [f'not runnable until calibrated (synthetic.py calibrate): '
+                                   + ', '.join(f'{arm} on {b}' for b, arm in blocked)]
+    return study, data, rows, alphas, cells, every, note
 
 
 _grid = [
@@ -277,14 +283,14 @@ _grid = [
 @options(_data)
 def plan(outdir, benchmarks, domains, seeds, models, alpha, ensemble, processes, timing, **kwargs):
     """Print the cells still to run, in order, and the estimated hours."""
-    study, data, rows, alphas, cells, missing = prepare_sweep(outdir, benchmarks, domains, seeds, models, alpha, ensemble, kwargs)
+    study, data, rows, alphas, _, cells, note = prepare_sweep(outdir, benchmarks, domains, seeds, models, alpha, ensemble, kwargs)
     runs = len(CALIBRATION['seeds']) * len(CALIBRATION['alphas'])  # what calibrate trains per arm with its defaults
     cells = [('calibration', b, CALIBRATION['K'], arm, range(runs)) for (b, arm), a in alphas.items() if a is None] + cells
     try:
         timed = seconds_per_run((read_lines(timing) if timing else []) + rows, study['max_steps'])
     except GridError as e:
         fail(e)
-    click.echo('\n'.join(plan_lines(cells, timed, processes) + [f'not runnable yet: {m}' for m in sorted(set(missing))]))
+    click.echo('\n'.join(plan_lines(cells, timed, processes) + note))
 
 
 @main.command()
@@ -300,8 +306,8 @@ def sweep(outdir, benchmarks, domains, seeds, models, alpha, ensemble, processes
         assert 0 <= index < count <= 2
     except (ValueError, AssertionError):
         raise click.BadParameter('expected i/n with 0 <= i < n <= 2, e.g. 0/2', param_hint='--shard') from None
-    study, data, rows, alphas, cells, missing = prepare_sweep(outdir, benchmarks, domains, seeds, models, alpha, ensemble, kwargs)
-    click.echo('\n'.join(plan_lines(cells, seconds_per_run(rows, study['max_steps']), processes) + [f'skipped: {m}' for m in sorted(set(missing))]))
+    study, data, rows, alphas, cells, _, note = prepare_sweep(outdir, benchmarks, domains, seeds, models, alpha, ensemble, kwargs)
+    click.echo('\n'.join(plan_lines(cells, seconds_per_run(rows, study['max_steps']), processes) + [f'skipped: {m}' for m in note]))
     path = results_path(outdir, (index, count), tag)
     mine = read_lines(path)
     os.makedirs(outdir, exist_ok=True)

@@ -120,8 +120,12 @@ def seconds_per_run(rows: list, max_steps: int) -> dict:
     members / steps) times the mean steps of the rows that ran under this max_steps, or max_steps itself
     (an upper bound) when none did."""
     per_step, steps = {}, {}
+    largest = {}
+    for r in rows:  # the per-step cost of the largest ensembles at hand (sweeps train 10 seeds together)
+        largest[r['model']] = max(largest.get(r['model'], 0), r.get('ensemble', 1))
     for r in rows:
-        per_step.setdefault(r['model'], []).append(r['seconds'] / max(r['stop_step'], 1))
+        if r.get('ensemble', 1) == largest[r['model']]:
+            per_step.setdefault(r['model'], []).append(r['seconds'] / max(r['stop_step'], 1))
         if r['max_steps'] == max_steps:
             steps.setdefault(r['model'], []).append(r['stop_step'])
     return {arm: float(np.mean(v)) * float(np.mean(steps.get(arm, [max_steps]))) for arm, v in per_step.items()}

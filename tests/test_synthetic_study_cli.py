@@ -15,7 +15,7 @@ GRID = ['--benchmarks=sparse,dense', '--domains=2', '--seeds=0,1', '--models=iva
 def test_calibrate_sweep_resume_plan_and_report(tmp_path):
     runner = CliRunner()
     res = runner.invoke(synthetic.main, ['sweep', f'--outdir={tmp_path}'] + GRID + TINY)
-    assert res.exit_code == 0 and 'skipped: no calibration of cg_vae on dense' in res.output, res.output
+    assert res.exit_code == 0 and 'skipped: not runnable until calibrated (synthetic.py calibrate): cg_vae on dense, cg_vae on sparse' in res.output, res.output
     for bench in ('sparse', 'dense'):
         res = runner.invoke(synthetic.main, ['calibrate', f'--outdir={tmp_path}', f'--benchmark={bench}', '--models=cg_vae',
                                              '--seeds=100,101', '--alphas=0,0.1'] + TINY)
