@@ -350,10 +350,17 @@ def audit(outdir, benchmarks, domains, seeds, **kwargs):
                                      outside_premise_readx=outside_premise(a['l1_true'], a['l1_readx'])))
     except (ValueError, RuntimeError) as e:
         fail(e)
-    with dnnlib.util.atomic_write(os.path.join(outdir, 'audit.jsonl'), 'w') as f:
-        f.write(''.join(json.dumps(r) + '\n' for r in rows))
+    path = os.path.join(outdir, 'audit.jsonl')
+    try:
+        key = lambda r: json.dumps({k: r[k] for k in ('benchmark', 'K', 'seed') + tuple(study) + tuple(data[r['benchmark']])}, sort_keys=True)
+        new = {key(r) for r in rows}
+        kept = [r for r in read_audit(path) if r['benchmark'] not in data or key(r) not in new]  # earlier data sets stay
+    except (GridError, KeyError):
+        fail(GridError(f'{path} was not written by this version of synthetic.py audit'))
+    with dnnlib.util.atomic_write(path, 'w') as f:
+        f.write(''.join(json.dumps(r) + '\n' for r in kept + rows))
     from synthetic_study.report import audit_table
-    click.echo(audit_table(rows, []))
+    click.echo(audit_table(kept + rows, []))
 
 #----------------------------------------------------------------------------
 

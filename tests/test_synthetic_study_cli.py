@@ -32,6 +32,8 @@ def test_calibrate_sweep_resume_plan_and_report(tmp_path):
     assert res.exit_code == 0 and '0 runs to do' in res.output
     res = runner.invoke(synthetic.main, ['audit', f'--outdir={tmp_path}', '--benchmarks=sparse', '--domains=2', '--seeds=0,1'] + TINY)
     assert res.exit_code == 0 and '| sparse | 4 | 2 | 2 |' in res.output, res.output
+    res = runner.invoke(synthetic.main, ['audit', f'--outdir={tmp_path}', '--benchmarks=sparse', '--domains=3', '--seeds=0,1'] + TINY)
+    assert '| sparse | 4 | 2 | 2 |' in res.output and '| sparse | 4 | 3 | 2 |' in res.output  # earlier data sets are kept
     res = runner.invoke(synthetic.main, ['report', f'--outdir={tmp_path}'])
     assert res.exit_code == 0 and 'positive control (iVAE, K = 40, A): not run' in res.output
     text = (tmp_path / 'results.md').read_text()
