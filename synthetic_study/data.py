@@ -89,10 +89,6 @@ def parse_support(text: str) -> np.ndarray:
     return support
 
 
-def format_support(support: np.ndarray) -> str:
-    return ','.join(''.join('1' if v else '0' for v in row) for row in support)
-
-
 def is_post_nonlinear(support: np.ndarray) -> bool:
     """True when no row of the support is a strict subset of another: the later masks are then diagonal."""
     sub = subset_mask(support)

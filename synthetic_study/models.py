@@ -41,8 +41,8 @@ SLOPE = 0.2
 
 #----------------------------------------------------------------------------
 
-def member_generators(seeds, offset: int = 0) -> list:
-    return [torch.Generator().manual_seed(int(s) + offset) for s in seeds]
+def member_generators(seeds) -> list:
+    return [torch.Generator().manual_seed(int(s)) for s in seeds]
 
 
 def _uniform(shape, bound, gens):
