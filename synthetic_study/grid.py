@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from synthetic_study.models import ARMS
-from synthetic_study.settings import DATA_KEYS, GRID_AXES, SETTING_KEYS, STUDY_KEYS, run_key
+from synthetic_study.settings import CALIBRATION, DATA_KEYS, GRID_AXES, SETTING_KEYS, STUDY_KEYS, run_key
 from synthetic_study.stats import blind_alpha
 
 REQUIRED = GRID_AXES + SETTING_KEYS + ('mcc_heldout', 'mcc_observed', 'val_nelbo')
@@ -83,6 +83,9 @@ def calibrated_alpha(calibration: list, benchmark: str, arm: str) -> tuple:
     if not val:
         raise GridError(f'no calibration of {arm} on {benchmark}: run "synthetic.py calibrate --benchmark={benchmark}" '
                         f'into this --outdir first, or give --alpha')
+    left = [a for a in CALIBRATION['alphas'] if a not in val]
+    if left:  # a killed calibration must not choose from part of the grid
+        raise GridError(f'the calibration of {arm} on {benchmark} is incomplete (alpha {left[0]} not run): rerun "synthetic.py calibrate"')
     try:
         return blind_alpha(val)
     except ValueError as e:

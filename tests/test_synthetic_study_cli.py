@@ -18,7 +18,7 @@ def test_calibrate_sweep_resume_plan_and_report(tmp_path):
     assert res.exit_code == 0 and 'skipped: not runnable until calibrated (synthetic.py calibrate): cg_vae on dense, cg_vae on sparse' in res.output, res.output
     for bench in ('sparse', 'dense'):
         res = runner.invoke(synthetic.main, ['calibrate', f'--outdir={tmp_path}', f'--benchmark={bench}', '--models=cg_vae',
-                                             '--seeds=100,101', '--alphas=0,0.1'] + TINY)
+                                             '--seeds=100,101'] + TINY)
         assert res.exit_code == 0 and f'{bench} cg_vae: alpha = ' in res.output, res.output
     res = runner.invoke(synthetic.main, ['plan', f'--outdir={tmp_path}'] + GRID + TINY)
     assert res.exit_code == 0 and '4 runs to do' in res.output and 'h with 2 processes' in res.output, res.output
