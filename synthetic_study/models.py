@@ -1,264 +1,202 @@
-"""CG-VAE and its baselines for the synthetic study, the one training loop and the held-out ELBO.
+"""CG-VAE and its baselines as ensembles: S independent models trained side by side with a leading member
+dimension on every weight, so one optimiser step costs about what one small model's step costs.
 
-CG-VAE: encoder q(zhat|x), decoder xhat = ghat(zhat), prior p(zhat|u) through a u-conditioned
-component-wise monotone flow eps = F_u(zhat) with exact log-det, and alpha * L1 of dxhat/dzhat.
-Baselines (same code, other prior / alpha): iVAE (Gaussian prior, u-dependent mean and variance),
-beta-VAE (N(0, I) prior, no u), sparsity only (N(0, I) prior + L1), CG-VAE without sparsity.
+Member i is initialised from its own generator (seeded by its seed), so it is the same model whatever the
+other members are; its loss never touches another member's weights, so the sum of the members' losses
+trains each exactly as alone (tests: ensemble == single run).
 
-The posterior q(zhat|x) is a full-covariance Gaussian by default. A diagonal one biases the ELBO: at
-small decoder noise the true posterior has precision J^T J / sigma^2 (J = dg/dz), and the best diagonal
-fit costs 0.5 * (sum_i log (J^T J)_ii - log det J^T J) nats per sample, which the model lowers by making
-the decoder's Jacobian columns orthogonal instead of recovering z (2.6 nats on the dense 2-layer mixing).
+Arms (ARMS): prior of zhat given u and the L1 weight alpha on the decoder Jacobian dxhat/dzhat.
+  cg_vae              component-wise monotone flow eps = F_u(zhat), alpha from the blind rule (a)
+  cg_vae_nosparse     the same flow, alpha = 0 (changes alone)
+  cg_vae_constrained  the same flow, alpha from the constrained rule (b): fit at alpha = 0, then minimise
+                      L1 subject to nELBO <= nELBO_0 + tau (fit.py)
+  ivae                Gaussian N(mu_u, diag sigma_u^2), alpha = 0 (changes alone)
+  ivae_l1             the same Gaussian prior, alpha from rule (a): isolates the penalty from the prior
+  sparse_only         N(0, I), no u, alpha from rule (a) (sparsity alone)
+  beta_vae            N(0, I), no u, alpha = 0 (beta = 1 by default: a plain VAE)
+Every arm has the same encoder, decoder, full-covariance posterior and budget.
+
+The posterior q(zhat|x) is a full-covariance Gaussian: a diagonal one biases the ELBO towards decoders with
+orthogonal Jacobian columns (0.5 * (sum_i log (J^T J)_ii - log det J^T J) nats per sample at small noise).
 """
 import math
-import time
 
-import numpy as np
 import torch
-import tqdm
 
 import dnnlib
-from torch_utils import persistence
 
 #----------------------------------------------------------------------------
-# Model presets: name -> prior and default sparsity weight alpha.
 
-MODELS = {
-    'cg_vae':          dict(prior='flow',  alpha=None),  # alpha from the caller (default 1.0)
-    'cg_vae_nosparse': dict(prior='flow',  alpha=0.0),
-    'ivae':            dict(prior='gauss', alpha=0.0),
-    'beta_vae':        dict(prior='none',  alpha=0.0),
-    'sparse_only':     dict(prior='none',  alpha=None),
+ARMS = {
+    'cg_vae':             dict(prior='flow',  rule='blind'),
+    'cg_vae_nosparse':    dict(prior='flow',  rule='none'),
+    'cg_vae_constrained': dict(prior='flow',  rule='constrained'),
+    'ivae':               dict(prior='gauss', rule='none'),
+    'ivae_l1':            dict(prior='gauss', rule='blind'),
+    'sparse_only':        dict(prior='none',  rule='blind'),
+    'beta_vae':           dict(prior='none',  rule='none'),
 }
+ALPHA_ZERO_ARM = {'cg_vae': 'cg_vae_nosparse', 'ivae_l1': 'ivae', 'sparse_only': 'beta_vae'}  # same model at alpha = 0
+SLOPE = 0.2
 
 #----------------------------------------------------------------------------
 
-@persistence.persistent_class
-class MLP(torch.nn.Module):
-    """Fully connected net with leaky ReLU (0.2) between layers."""
+def member_generators(seeds) -> list:
+    return [torch.Generator().manual_seed(int(s)) for s in seeds]
 
-    def __init__(self, in_dim: int, out_dim: int, hidden: int = 64, num_layers: int = 3):
+
+def _uniform(shape, bound, gens):
+    return torch.stack([(torch.rand(shape, generator=g) * 2 - 1) * bound for g in gens])
+
+
+class EnsembleMLP(torch.nn.Module):
+    """S leaky-ReLU MLPs with weights [S, out, in]; torch.nn.Linear's default initialisation per member."""
+
+    def __init__(self, gens: list, in_dim: int, out_dim: int, hidden: int = 64, num_layers: int = 3):
         super().__init__()
         dims = [in_dim] + [hidden] * (num_layers - 1) + [out_dim]
-        layers = []
+        self.weights, self.biases = torch.nn.ParameterList(), torch.nn.ParameterList()
         for idx in range(num_layers):
-            layers.append(torch.nn.Linear(dims[idx], dims[idx + 1]))
-            if idx < num_layers - 1:
-                layers.append(torch.nn.LeakyReLU(0.2))
-        self.net = torch.nn.Sequential(*layers)
+            bound = 1 / math.sqrt(dims[idx])
+            self.weights.append(torch.nn.Parameter(_uniform([dims[idx + 1], dims[idx]], bound, gens)))
+            self.biases.append(torch.nn.Parameter(_uniform([dims[idx + 1]], bound, gens)))
 
-    def forward(self, x):
-        return self.net(x)
+    def forward(self, x, jacobian: bool = False):
+        """x [S, B, in] -> y [S, B, out]; with jacobian=True also dy/dx [S, B, out, in] (exact, by the chain rule)."""
+        S, B, n = x.shape
+        jac = None  # laid out [S, width, B, n] so that each layer is one batched matmul
+        last = len(self.weights) - 1
+        for idx, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(b[:, None, :], x, w.transpose(1, 2))
+            if jacobian:
+                jac = w[:, :, None, :] if jac is None else torch.bmm(w, jac.reshape(S, w.shape[2], B * n)).reshape(S, -1, B, n)
+            if idx < last:
+                slope = torch.where(x > 0, 1.0, SLOPE)
+                if jacobian:
+                    jac = jac * slope.transpose(1, 2)[..., None]
+                x = x * slope
+        return (x, jac.permute(0, 2, 1, 3)) if jacobian else x
 
 #----------------------------------------------------------------------------
 
-@persistence.persistent_class
-class MonotoneFlowPrior(torch.nn.Module):
-    """Component-wise monotone flow eps_i = F_u,i(z_i), parameters from an embedding of u.
+def _pick(table, u):
+    """table [S, K, P], u [S, B] -> [S, B, P]."""
+    return table[torch.arange(len(table))[:, None], u]
+
+
+class FlowPrior(torch.nn.Module):
+    """Component-wise monotone flow eps_i = F_u,i(z_i), parameters from a per-domain table.
 
     F(z) = a*z + b + sum_k c_k * tanh(d_k*z + e_k) with a, c_k, d_k > 0 (strictly increasing), so
     log|dF/dz| = log(a + sum_k c_k d_k (1 - tanh^2)) is exact, and p(z|u) = N(F_u(z); 0, I) |F_u'(z)|.
-    The Gaussian iVAE prior is the special case c = 0.
     """
 
-    def __init__(self, z_dim: int, num_domains: int, num_terms: int = 4):
+    def __init__(self, gens: list, z_dim: int, num_domains: int, num_terms: int = 4):
         super().__init__()
         self.z_dim, self.num_terms = z_dim, num_terms
-        self.embed = torch.nn.Embedding(num_domains, z_dim * (2 + 3 * num_terms))
-        with torch.no_grad():
-            self.embed.weight.normal_(0, 0.1)
-
-    def params(self, u):
-        q = self.embed(u).reshape(-1, self.z_dim, 2 + 3 * self.num_terms)
-        nt = self.num_terms
-        a = torch.nn.functional.softplus(q[..., 0] + 0.5413)           # softplus(0.5413) = 1
-        b = q[..., 1]
-        c = torch.nn.functional.softplus(q[..., 2:2 + nt] - 2)          # small at init
-        d = torch.nn.functional.softplus(q[..., 2 + nt:2 + 2 * nt] + 0.5413)
-        e = q[..., 2 + 2 * nt:] * 3
-        return a, b, c, d, e
+        shape = [num_domains, z_dim * (2 + 3 * num_terms)]
+        self.table = torch.nn.Parameter(torch.stack([torch.randn(shape, generator=g) * 0.1 for g in gens]))
 
     def forward(self, z, u):
-        """Returns (eps, log|det dF/dz|) with shapes [B, n] and [B]."""
-        a, b, c, d, e = self.params(u)
-        t = torch.tanh(d * z[..., None] + e)
-        eps = a * z + b + (c * t).sum(-1)
-        slope = a + (c * d * (1 - t * t)).sum(-1)
-        return eps, torch.log(slope).sum(-1)
+        """Returns (eps, log|det dF/dz|) with shapes [S, B, n] and [S, B]."""
+        q = _pick(self.table, u).reshape(z.shape + (2 + 3 * self.num_terms,))
+        nt = self.num_terms
+        a = torch.nn.functional.softplus(q[..., 0] + 0.5413)           # softplus(0.5413) = 1
+        c = torch.nn.functional.softplus(q[..., 2:2 + nt] - 2)          # small at init
+        d = torch.nn.functional.softplus(q[..., 2 + nt:2 + 2 * nt] + 0.5413)
+        t = torch.tanh(d * z[..., None] + q[..., 2 + 2 * nt:] * 3)
+        eps = a * z + q[..., 1] + (c * t).sum(-1)
+        return eps, torch.log(a + (c * d * (1 - t * t)).sum(-1)).sum(-1)
 
     def log_prob(self, z, u):
         eps, logdet = self(z, u)
         return standard_normal_log_prob(eps) + logdet
 
-#----------------------------------------------------------------------------
 
-@persistence.persistent_class
 class GaussianPrior(torch.nn.Module):
     """iVAE prior p(z|u) = N(mu_u, diag exp(logvar_u)); with num_domains = 0, N(0, I)."""
 
-    def __init__(self, z_dim: int, num_domains: int):
+    def __init__(self, gens: list, z_dim: int, num_domains: int):
         super().__init__()
-        self.z_dim = z_dim
-        self.embed = torch.nn.Embedding(num_domains, 2 * z_dim) if num_domains > 0 else None
-        if self.embed is not None:
-            with torch.no_grad():
-                self.embed.weight.normal_(0, 0.1)
+        self.table = None
+        if num_domains > 0:
+            self.table = torch.nn.Parameter(torch.stack([torch.randn([num_domains, 2 * z_dim], generator=g) * 0.1 for g in gens]))
 
     def log_prob(self, z, u):
-        if self.embed is None:
+        if self.table is None:
             return standard_normal_log_prob(z)
-        mean, logvar = self.embed(u).chunk(2, dim=-1)
+        mean, logvar = _pick(self.table, u).chunk(2, dim=-1)
         return standard_normal_log_prob((z - mean) * torch.exp(-0.5 * logvar)) - 0.5 * logvar.sum(-1)
 
-#----------------------------------------------------------------------------
 
 def standard_normal_log_prob(eps):
     return -0.5 * (eps * eps).sum(-1) - 0.5 * eps.shape[-1] * math.log(2 * math.pi)
 
 
-def jacobian_sparsity_penalty(decoder, z, scale=None):
-    """L_s = mean over the batch of ||dxhat/dzhat * diag(scale)||_1, exact (vmap of jacrev; small n).
+def scaled_l1(jac, scale):
+    """Mean over samples of ||J diag(scale)||_1: jac [..., B, m, n], scale [..., n] -> [...].
 
-    scale=None is the plain L1 (paper Eq. 9). The ELBO cannot see a rescaling z_j -> c z_j (the prior
-    absorbs it), so the plain L1 can be lowered by inflating z; scale = batch std of z removes that.
-    """
-    jac = torch.func.vmap(torch.func.jacrev(decoder))(z)  # [B, m, n]
-    if scale is not None:
-        jac = jac * scale
-    return jac.abs().sum(dim=(1, 2)).mean()
+    The ELBO cannot see a rescaling z_j -> c z_j (the prior absorbs it), so the plain L1 could be lowered by
+    inflating z; multiplying column j by the std of z_j removes that."""
+    return (jac * scale[..., None, None, :]).abs().sum(dim=(-2, -1)).mean(-1)
 
 #----------------------------------------------------------------------------
 
-@persistence.persistent_class
-class SyntheticVAE(torch.nn.Module):
-    """VAE with prior 'flow' (CG-VAE), 'gauss' (iVAE) or 'none' (N(0, I): beta-VAE / sparsity only)."""
+class EnsembleVAE(torch.nn.Module):
+    """S VAEs of one arm's prior ('flow', 'gauss' or 'none'), member i seeded by seeds[i]."""
 
-    def __init__(self, x_dim: int, z_dim: int, num_domains: int, prior: str = 'flow', hidden: int = 64,
-                 num_layers: int = 3, num_terms: int = 4, decoder_std: float = 0.1, encoder_u: bool = False,
-                 scale_invariant_sparsity: bool = True, posterior: str = 'full'):
+    def __init__(self, seeds, x_dim: int, z_dim: int, num_domains: int, prior: str = 'flow', hidden: int = 64,
+                 num_layers: int = 3, num_terms: int = 4, decoder_std: float = 0.1):
         super().__init__()
-        if posterior not in ('diag', 'full'):
-            raise ValueError(f'posterior must be "diag" or "full", got "{posterior}"')
-        self.num_domains, self.encoder_u, self.scale_invariant_sparsity = num_domains, encoder_u, scale_invariant_sparsity
-        self.z_dim, self.decoder_std, self.posterior = z_dim, decoder_std, posterior
-        self.register_buffer('x_mean', torch.zeros(x_dim))  # data standardisation, set by the trainer
-        self.register_buffer('x_std', torch.ones(x_dim))
-        num_scale = z_dim if posterior == 'diag' else z_dim * (z_dim + 1) // 2  # log-variances (+ strictly lower entries)
-        self.encoder = MLP(x_dim + (num_domains if encoder_u else 0), z_dim + num_scale, hidden, num_layers)
-        self.decoder = MLP(z_dim, x_dim, hidden, num_layers)
-        if prior == 'flow':
-            self.prior = MonotoneFlowPrior(z_dim, num_domains, num_terms)
-        elif prior == 'gauss':
-            self.prior = GaussianPrior(z_dim, num_domains)
-        elif prior == 'none':
-            self.prior = GaussianPrior(z_dim, 0)
-        else:
+        if prior not in ('flow', 'gauss', 'none'):
             raise ValueError(f'prior must be "flow", "gauss" or "none", got "{prior}"')
+        gens = member_generators(seeds)
+        self.size, self.z_dim, self.decoder_std = len(seeds), z_dim, decoder_std
+        self.register_buffer('x_mean', torch.zeros(self.size, x_dim))  # data standardisation, set by the trainer
+        self.register_buffer('x_std', torch.ones(self.size, x_dim))
+        self.encoder = EnsembleMLP(gens, x_dim, z_dim + z_dim * (z_dim + 1) // 2, hidden, num_layers)
+        self.decoder = EnsembleMLP(gens, z_dim, x_dim, hidden, num_layers)
+        if prior == 'flow':
+            self.prior = FlowPrior(gens, z_dim, num_domains, num_terms)
+        else:
+            self.prior = GaussianPrior(gens, z_dim, num_domains if prior == 'gauss' else 0)
 
-    def encode(self, x, u=None):
-        """Returns (mean, scale): scale = log-variances [B, n] ('diag'), or [B, n + n(n-1)/2] ('full')."""
-        if self.encoder_u:  # iVAE's q(z|x,u)
-            x = torch.cat([x, torch.nn.functional.one_hot(u, self.num_domains).to(x.dtype)], dim=-1)
-        h = self.encoder(x)
-        mean, scale = h[..., :self.z_dim], h[..., self.z_dim:]
-        logvar = scale[..., :self.z_dim].clamp(-12, 6)
-        return mean, torch.cat([logvar, scale[..., self.z_dim:]], dim=-1)
+    def standardise(self, x):
+        return (x - self.x_mean[:, None]) / self.x_std[:, None]
 
-    def sample_posterior(self, mean, scale):
-        """z = mean + L eps, eps ~ N(0, I); returns (z, log q(z|x)). L is diagonal or lower triangular."""
+    def encode(self, xs):
+        """Standardised x [S, B, m] -> (mean [S, B, n], scale): n log-variances, then the strictly lower entries."""
+        h = self.encoder(xs)
+        n = self.z_dim
+        return h[..., :n], torch.cat([h[..., n:2 * n].clamp(-12, 6), h[..., 2 * n:]], dim=-1)
+
+    def sample_posterior(self, mean, scale, eps):
+        """z = mean + L eps with L lower triangular; returns (z, log q(z|x))."""
         n = self.z_dim
         logvar = scale[..., :n]
-        std = torch.exp(0.5 * logvar)
-        eps = torch.randn_like(mean)
-        if self.posterior == 'diag':
-            z = mean + std * eps
-        else:
-            rows, cols = torch.tril_indices(n, n, offset=-1, device=mean.device)
-            low = mean.new_zeros(mean.shape[:-1] + (n, n))
-            low[..., rows, cols] = scale[..., n:]
-            chol = low + torch.diag_embed(std)                                  # Cholesky factor of Cov q(z|x)
-            z = mean + (chol @ eps[..., None])[..., 0]
-        return z, standard_normal_log_prob(eps) - 0.5 * logvar.sum(-1)         # log q = log N(eps) - log|det L|
+        rows, cols = torch.tril_indices(n, n, offset=-1)
+        low = mean.new_zeros(mean.shape + (n,))
+        low[..., rows, cols] = scale[..., n:]
+        chol = low + torch.diag_embed(torch.exp(0.5 * logvar))
+        z = mean + (chol @ eps[..., None])[..., 0]
+        return z, standard_normal_log_prob(eps) - 0.5 * logvar.sum(-1)
 
-    def loss(self, x, u, beta: float = 1.0, alpha: float = 0.0):
-        """Negative ELBO (recon + beta * KL, one-sample KL estimate) + alpha * L_s, per-sample means."""
-        z, log_q = self.sample_posterior(*self.encode(x, u))                  # z ~ q(z|x), log q(z|x)
-        xhat = self.decoder(z)
-        recon = 0.5 * ((x - xhat) / self.decoder_std).square().sum(-1)          # -log p(x|z) + const
-        kl = log_q - self.prior.log_prob(z, u)                                  # KL(q || p(z|u)), MC
-        terms = dnnlib.EasyDict(recon=recon.mean(), kl=kl.mean())
-        total = terms.recon + beta * terms.kl
-        if alpha > 0:
-            scale = z.std(0) if self.scale_invariant_sparsity else None
-            terms.sparsity = jacobian_sparsity_penalty(self.decoder, z, scale)  # L_s, Eq. 9
-            total = total + alpha * terms.sparsity
-        terms.total = total
-        return terms
+    def terms(self, xs, u, eps, beta: float = 1.0, l1: bool = False, l1_index=None) -> dnnlib.EasyDict:
+        """Per-member batch means [S]: recon, kl, nelbo = recon + beta * kl, and (l1=True) the scaled L1, over
+        the points l1_index only when given (it bounds the memory of the Jacobian on large held-out sets)."""
+        z, log_q = self.sample_posterior(*self.encode(xs), eps)
+        whole = l1 and l1_index is None
+        xhat, jac = self.decoder(z, jacobian=True) if whole else (self.decoder(z), None)
+        recon = 0.5 * ((xs - xhat) / self.decoder_std).square().sum(-1).mean(-1)
+        kl = (log_q - self.prior.log_prob(z, u)).mean(-1)
+        t = dnnlib.EasyDict(recon=recon, kl=kl, nelbo=recon + beta * kl)
+        if l1:
+            z = z if whole else z[:, l1_index]
+            t.l1 = scaled_l1(jac if whole else self.decoder_jacobian(z), z.std(1))
+        return t
 
-#----------------------------------------------------------------------------
-
-def train_synthetic_vae(
-    x, u,                               # Training data: x [N, m] float32, u [N] int64.
-    model:       str   = 'cg_vae',      # Key of MODELS.
-    num_domains: int   = None,          # K; None = u.max() + 1.
-    z_dim:       int   = None,          # None = x.shape[1].
-    alpha:       float = 1.0,           # Sparsity weight for models that use it.
-    beta:        float = 1.0,           # KL weight.
-    steps:       int   = 3000,          # Adam steps.
-    batch:       int   = 256,           # Minibatch size.
-    lr:          float = 1e-3,          # Adam learning rate.
-    lr_schedule: str   = 'constant',    # 'constant' or 'cosine' (decays to 0 at the last step).
-    seed:        int   = 0,
-    progress:    bool  = False,
-    **model_kwargs,                     # Passed to SyntheticVAE (hidden, num_layers, ...).
-):
-    """Train one model; returns (net, stats) with net in eval mode and x standardised inside."""
-    if model not in MODELS:
-        raise ValueError(f'unknown model "{model}"; choose one of {", ".join(MODELS)}')
-    if lr_schedule not in ('constant', 'cosine'):
-        raise ValueError(f'lr_schedule must be "constant" or "cosine", got "{lr_schedule}"')
-    preset = MODELS[model]
-    alpha = alpha if preset['alpha'] is None else preset['alpha']
-    num_domains = int(u.max()) + 1 if num_domains is None else num_domains
-    z_dim = x.shape[1] if z_dim is None else z_dim
-    torch.manual_seed(seed)
-    net = SyntheticVAE(x.shape[1], z_dim, num_domains, preset['prior'], **model_kwargs)
-    net.x_mean.copy_(x.mean(0))
-    net.x_std.copy_(x.std(0).clamp(min=1e-6))
-    xs = (x - net.x_mean) / net.x_std
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if lr_schedule == 'cosine' else None
-    gen = torch.Generator().manual_seed(seed)
-    start = time.time()
-    history = []
-    for step in tqdm.trange(steps, disable=not progress, leave=False, desc=model):
-        idx = torch.randint(len(xs), [min(batch, len(xs))], generator=gen)
-        terms = net.loss(xs[idx], u[idx], beta=beta, alpha=alpha)
-        opt.zero_grad(set_to_none=True)
-        terms.total.backward()
-        opt.step()
-        if sched is not None:
-            sched.step()
-        if step % 100 == 0 or step == steps - 1:
-            history.append({k: float(v.detach()) for k, v in terms.items()})
-    net.eval()
-    stats = dict(model=model, alpha=alpha, beta=beta, steps=steps, lr=lr, lr_schedule=lr_schedule, seconds=time.time() - start,
-                 final=history[-1], history=history)
-    return net, stats
-
-
-@torch.no_grad()
-def posterior_mean(net, x, u=None):
-    """E[zhat | x(, u)] of a trained SyntheticVAE (x in the original, unstandardised units)."""
-    return net.encode((x - net.x_mean) / net.x_std, u)[0]
-
-
-@torch.no_grad()
-def negative_elbo(net, x, u, beta: float = 1.0, seed: int = 0) -> float:
-    """Mean negative ELBO (recon + beta * KL, no L_s) per sample of x, one posterior draw each; sees no z."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        terms = net.loss((x - net.x_mean) / net.x_std, u, beta=beta, alpha=0.0)
-    return float(terms.total)
+    def decoder_jacobian(self, z):
+        """dxhat/dzhat [S, B, m, n] in standardised-x units."""
+        return self.decoder(z, jacobian=True)[1]
 
 #----------------------------------------------------------------------------

@@ -1,161 +1,238 @@
-"""Report of a sweep: per-cell summaries (mean and 95% t interval over seeds), paired differences of
-CG-VAE minus every other model (same seed = same data), Markdown tables and the figure."""
+"""Report of a sweep: per-cell summaries over seeds, paired differences of the combined arms against each
+single-cause arm, the premise audit, the decision rule of docs/synthetic.md applied to what ran, the figure."""
 import json
 import os
 
 import numpy as np
 
 import dnnlib
-from synthetic_study.cli import DATA_KEYS, SETTING_KEYS, STUDY_KEYS
+from synthetic_study.premise import outside_premise
+from synthetic_study.settings import DATA_KEYS, STUDY_KEYS
 from synthetic_study.stats import mean_interval, paired_differences
 
-REFERENCE = 'cg_vae'
-MODEL_ORDER = ('cg_vae', 'cg_vae_nosparse', 'sparse_only', 'ivae', 'beta_vae')
-BENCHMARK_ORDER = ('hard', 'easy', 'dense')
+COMBINED = ('cg_vae', 'ivae_l1')                          # changes and sparsity together (rule a)
+SINGLE = ('cg_vae_nosparse', 'ivae', 'sparse_only')       # changes alone, sparsity alone
+ARM_ORDER = ('cg_vae', 'ivae_l1', 'cg_vae_constrained', 'cg_vae_nosparse', 'ivae', 'sparse_only', 'beta_vae')
+BENCHMARK_ORDER = ('sparse', 'dense', 'nongauss', 'hard')
+METRICS = ('mcc_heldout', 'mcc_heldout_spearman', 'mcc_observed', 'gain_over_x', 'support_f1', 'heldout_nelbo', 'l1_fit',
+           'alpha_used', 'best_step', 'seconds')
+MIN_GAIN, POSITIVE_MCC = 0.05, 0.9
 
 #----------------------------------------------------------------------------
-
-def settings_of(row: dict) -> tuple:
-    return tuple((k, row[k]) for k in SETTING_KEYS)
-
 
 def _rank(value, preferred) -> int:
     return preferred.index(value) if value in preferred else len(preferred)
 
 
-def _order(values, preferred):
-    return sorted(values, key=lambda v: (_rank(v, preferred), str(v)))
+def group_of(row: dict) -> tuple:
+    """Rows are compared only within one group: the same study and data settings."""
+    return tuple((k, row[k]) for k in STUDY_KEYS + DATA_KEYS)
+
+
+def cells_of(rows: list) -> dict:
+    """(group, benchmark, model, K) -> {seed: row}."""
+    cells = {}
+    for r in rows:
+        cells.setdefault((group_of(r), r['benchmark'], r['model'], r['K']), {})[r['seed']] = r
+    return cells
 
 
 def summarise(rows: list) -> list:
-    """One entry per cell (every setting, benchmark, model, K): MCC, MCC of x, MCC minus MCC of x (paired:
-    same data), held-out negative ELBO over seeds, and the paired difference to CG-VAE on the seeds both ran."""
-    cells = {}
-    for r in rows:
-        cells.setdefault((settings_of(r), r['benchmark'], r['model'], r['K']), {})[r['seed']] = r
     out = []
-    for (settings, bench, model, k), by_seed in cells.items():
-        mcc = {s: r['mcc_heldout'] for s, r in by_seed.items()}
-        entry = dict(settings=dict(settings), benchmark=bench, model=model, K=k, seeds=sorted(by_seed),
-                     mcc=mean_interval(list(mcc.values())),
-                     mcc_observed=mean_interval([r['mcc_observed'] for r in by_seed.values()]),
-                     heldout_nelbo=mean_interval([r.get('heldout_nelbo', np.nan) for r in by_seed.values()]),
-                     gain_over_x=mean_interval([r['mcc_heldout'] - r['mcc_observed'] for r in by_seed.values()]),
-                     seconds=float(np.mean([r.get('seconds', np.nan) for r in by_seed.values()])))
-        ref = cells.get((settings, bench, REFERENCE, k))
-        if model != REFERENCE and ref:
-            diffs = paired_differences({s: r['mcc_heldout'] for s, r in ref.items()}, mcc)
-            entry['diff_vs_reference'] = mean_interval(diffs) if diffs else None
+    for (group, bench, model, k), by_seed in cells_of(rows).items():
+        entry = dict(settings=dict(group), benchmark=bench, model=model, K=k, seeds=sorted(by_seed),
+                     alpha_rule=next(iter(by_seed.values()))['alpha_rule'])
+        for m in METRICS:
+            entry[m] = mean_interval([float(r[m]) for r in by_seed.values()])
         out.append(entry)
-    return sorted(out, key=lambda e: (str(sorted(e['settings'].items())), _rank(e['benchmark'], BENCHMARK_ORDER),
-                                      _rank(e['model'], MODEL_ORDER), e['K']))
+    return sorted(out, key=lambda e: (str(e['settings']), _rank(e['benchmark'], BENCHMARK_ORDER), _rank(e['model'], ARM_ORDER), e['K']))
 
 
-def _ci(t, digits=3) -> str:
-    mean, half, _ = t
-    return f'{mean:.{digits}f}' if not np.isfinite(half) else f'{mean:.{digits}f} ± {half:.{digits}f}'
+def paired(cells: dict, group, bench, a: str, b: str, k: int):
+    """Paired MCC difference a - b on the seeds both ran: (mean, 95% half-width, count, SE) or None."""
+    ca, cb = cells.get((group, bench, a, k)), cells.get((group, bench, b, k))
+    if not ca or not cb:
+        return None
+    d = paired_differences({s: r['mcc_heldout'] for s, r in ca.items()}, {s: r['mcc_heldout'] for s, r in cb.items()})
+    if not d:
+        return None
+    mean, half, count = mean_interval(d)
+    se = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float('nan')
+    return mean, half, count, se
+
+
+def combined_gain(cells, group, bench, arm, k):
+    """Smallest paired gain of a combined arm over the single-cause arms, and whether each clears the rule
+    (mean >= MIN_GAIN and the 95% interval above 0); None when a cell is missing."""
+    diffs = [paired(cells, group, bench, arm, s, k) for s in SINGLE]
+    if any(d is None for d in diffs):
+        return None
+    clears = all(d[0] >= MIN_GAIN and d[0] - d[1] > 0 for d in diffs)
+    return min(d[0] for d in diffs), clears
 
 #----------------------------------------------------------------------------
 
-def markdown(summary: list) -> str:
-    """Per settings group and benchmark: MCC table (models x K) and the paired-difference table."""
+def decision(rows: list) -> list:
+    """The decision rule of docs/synthetic.md on the runs at hand; lines of text, one verdict per settings group."""
+    cells = cells_of(rows)
     lines = []
+    for group in sorted({g for g, *_ in cells}, key=str):
+        n = dict(group)['n']
+        pos = cells.get((group, 'sparse', 'ivae', 40))
+        control = 'not run' if not pos else ('passed' if np.mean([r['mcc_heldout'] for r in pos.values()]) >= POSITIVE_MCC else 'failed')
+        lines.append(f'n = {n}: positive control (iVAE, K = 40, A): {control}'
+                     + (f' (MCC {np.mean([r["mcc_heldout"] for r in pos.values()]):.3f} over {len(pos)} seeds)' if pos else ''))
+        shown, missing = [], []
+        for arm in COMBINED:
+            for k in (1, 2, 3, 4):
+                g = combined_gain(cells, group, 'sparse', arm, k)
+                if g is None:
+                    missing.append(f'{arm} K={k}')
+                elif g[1]:
+                    shown.append((arm, k, g[0]))
+        if shown:
+            for arm, k, gain in shown:
+                large = [combined_gain(cells, group, 'sparse', arm, kk) for kk in (11, 20, 40) if kk >= 2 * n + 1]
+                large = [x[0] for x in large if x is not None]
+                on_c = combined_gain(cells, group, 'dense', arm, k)
+                shrinks = 'not run' if not large else ('yes' if max(large) < gain else 'no')
+                c_text = 'not run' if on_c is None else ('same gain (refutes)' if on_c[1] else 'absent')
+                verdict = ('supported' if shrinks == 'yes' and c_text == 'absent' and control == 'passed' else
+                           'refuted' if on_c is not None and on_c[1] else 'not decided')
+                lines.append(f'  {arm} at K = {k}: gain {gain:+.3f} over every single-cause arm; shrinks at K >= {2 * n + 1}: {shrinks}; '
+                             f'on C: {c_text} -> {verdict}')
+        elif not missing:
+            lines.append('  no K <= 4 shows the gain on A under the blind rule -> refuted')
+        else:
+            lines.append(f'  no K <= 4 run so far shows the gain on A; not run: {", ".join(missing)} -> not decided')
+    return lines
+
+#----------------------------------------------------------------------------
+
+def _ci(t, digits=3) -> str:
+    mean, half, _ = t[:3]
+    return f'{mean:.{digits}f}' if not np.isfinite(half) else f'{mean:.{digits}f} ± {half:.{digits}f}'
+
+
+def audit_table(audit_rows: list, rows: list) -> str:
+    """Per benchmark and K: scaled L1 of the true g, of reading x and of the alpha = 0 fit (cg_vae_nosparse runs),
+    mean ± sd over seeds, and the data sets outside the premise."""
+    fit0 = {(r['benchmark'], r['K'], r['seed'], r['n']): r['l1_fit'] for r in rows if r['model'] == 'cg_vae_nosparse'}
+    per = {}
+    for a in audit_rows:
+        per.setdefault((a['benchmark'], a['n'], a['K']), []).append(a)
+    lines = ['| benchmark | n | K | data sets | L1 true g | L1 reading x | L1 alpha = 0 fit (runs) | outside the premise |',
+             '|---|---|---|---|---|---|---|---|']
+    for (b, n, k), items in sorted(per.items(), key=lambda kv: (_rank(kv[0][0], BENCHMARK_ORDER), kv[0][1], kv[0][2])):
+        f0 = [fit0.get((b, k, a['seed'], n)) for a in items]
+        out = sum(outside_premise(a['l1_true'], a['l1_readx'], f) for a, f in zip(items, f0))
+        have = [f for f in f0 if f is not None]
+        sd = lambda v: f'{np.mean(v):.2f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.2f}'
+        lines.append(f'| {b} | {n} | {k} | {len(items)} | {sd([a["l1_true"] for a in items])} | {sd([a["l1_readx"] for a in items])} | '
+                     f'{sd(have) + f" ({len(have)})" if have else "not run"} | {out} of {len(items)} |')
+    return '\n'.join(lines) + '\n'
+
+
+def markdown(summary: list, rows: list, audit_rows: list) -> str:
+    cells = cells_of(rows)
+    lines = ['## Decision rule on the runs at hand\n'] + [f'    {x}' for x in decision(rows)] + ['']
+    if audit_rows:
+        lines += ['## Premise audit (scaled L1 per sample, mean ± sd over seeds)\n', audit_table(audit_rows, rows)]
     groups = {}
     for e in summary:
-        study = tuple((k, e['settings'][k]) for k in STUDY_KEYS)
-        data = tuple((k, e['settings'][k]) for k in DATA_KEYS)
-        groups.setdefault(study, {}).setdefault((e['benchmark'], data), []).append(e)
-    for study, benches in groups.items():
-        lines.append('Settings: ' + ', '.join(f'{k}={v}' for k, v in study) + '\n')
-        for (bench, data), entries in sorted(benches.items(), key=lambda kv: (_rank(kv[0][0], BENCHMARK_ORDER), str(kv[0][1]))):
+        groups.setdefault(tuple(e['settings'].items()), {}).setdefault(e['benchmark'], []).append(e)
+    for group, benches in groups.items():
+        lines.append('Settings: ' + ', '.join(f'{k}={v}' for k, v in group) + '\n')
+        for bench in sorted(benches, key=lambda b: _rank(b, BENCHMARK_ORDER)):
+            entries = benches[bench]
             cell = {(e['model'], e['K']): e for e in entries}
-            lines.append(f'### {bench} benchmark (' + ', '.join(f'{k}={v}' for k, v in data) + ')\n')
             ks = sorted({k for _, k in cell})
-            models = _order({m for m, _ in cell}, MODEL_ORDER)
-            head = '| ' + ' | '.join(f'K = {k}' for k in ks) + ' |'
+            arms = sorted({m for m, _ in cell}, key=lambda m: _rank(m, ARM_ORDER))
+            head = '| arm | ' + ' | '.join(f'K = {k}' for k in ks) + ' |'
             rule = '|---|' + '---|' * len(ks)
-            lines += ['Held-out MCC, mean ± 95% t interval over seeds (seeds run per cell in brackets)\n',
-                      '| model ' + head, rule]
-            for m in models:
-                lines.append(f'| {m} | ' + ' | '.join(f"{_ci(cell[m, k]['mcc'])} ({cell[m, k]['mcc'][2]})" if (m, k) in cell else '–'
-                                                     for k in ks) + ' |')
-            obs = {k: e['mcc_observed'] for (m, k), e in cell.items()}
-            lines.append('| MCC of x itself | ' + ' | '.join(_ci(obs[k]) for k in ks) + ' |')
-            lines += ['', f'Paired difference {REFERENCE} minus model (same seeds, same data), mean ± 95% t interval\n',
-                      '| model ' + head, rule]
-            for m in models:
-                if m == REFERENCE:
-                    continue
-                vals = [cell[m, k].get('diff_vs_reference') if (m, k) in cell else None for k in ks]
-                lines.append(f'| {m} | ' + ' | '.join(_ci(v) + f' ({v[2]})' if v else '–' for v in vals) + ' |')
-            lines += ['', 'Paired gain over reading x: MCC(model) minus MCC of x on the same data, mean ± 95% t interval\n',
-                      '| model ' + head, rule]
-            for m in models:
-                lines.append(f'| {m} | ' + ' | '.join(_ci(cell[m, k]['gain_over_x']) if (m, k) in cell else '–' for k in ks) + ' |')
-            lines += ['', 'Held-out negative ELBO per sample (nats; observed data only, no L_s), mean ± 95% t interval\n',
-                      '| model ' + head, rule]
-            for m in models:
-                lines.append(f'| {m} | ' + ' | '.join(_ci(cell[m, k]['heldout_nelbo'], 2) if (m, k) in cell else '–' for k in ks) + ' |')
+            lines.append(f'### {bench}\n')
+            for metric, title, digits in (('mcc_heldout', 'Held-out MCC (Pearson)', 3), ('mcc_heldout_spearman', 'Held-out MCC (Spearman)', 3),
+                                          ('gain_over_x', 'Gain over reading x (best n of m columns: generous)', 3),
+                                          ('support_f1', 'Jacobian support F1', 3), ('heldout_nelbo', 'Held-out nELBO (nats)', 2),
+                                          ('alpha_used', 'alpha used', 3), ('best_step', 'steps to the checkpoint', 0)):
+                lines += [f'{title}, mean ± 95% t interval (seeds)\n', head, rule]
+                for m in arms:
+                    lines.append(f'| {m} | ' + ' | '.join(f'{_ci(cell[m, k][metric], digits)} ({cell[m, k][metric][2]})' if (m, k) in cell else '–'
+                                                         for k in ks) + ' |')
+                if metric == 'mcc_heldout':
+                    lines.append('| reading x | ' + ' | '.join(_ci(next(e for (m, kk), e in cell.items() if kk == k)['mcc_observed']) for k in ks) + ' |')
+                lines.append('')
+            lines += ['Paired MCC difference combined arm minus single-cause arm: mean ± 95% t interval [SE] (seeds)\n', head, rule]
+            for a in COMBINED:
+                for s in SINGLE:
+                    vals = [paired(cells, group, bench, a, s, k) for k in ks]
+                    lines.append(f'| {a} − {s} | ' + ' | '.join(f'{_ci(v)} [{v[3]:.3f}] ({v[2]})' if v else '–' for v in vals) + ' |')
             lines.append('')
     return '\n'.join(lines)
 
 #----------------------------------------------------------------------------
 
-def draw_figure(summary: list, path: str):
-    """Top row: MCC versus K per benchmark with 95% bands and MCC of x as a dashed line. Bottom row
-    (ablations): paired difference CG-VAE minus each other model, with bands."""
+def draw_figure(summary: list, rows: list, path: str):
+    """Top: held-out MCC versus K per benchmark (95% bands; reading x dashed). Bottom: paired difference of
+    each combined arm minus its best single-cause competitor at each K."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    benches = _order({e['benchmark'] for e in summary}, BENCHMARK_ORDER)
-    models = _order({e['model'] for e in summary}, MODEL_ORDER)
-    colors = dict(zip(MODEL_ORDER, ['C0', 'C1', 'C2', 'C3', 'C4']))
+    cells = cells_of(rows)
+    benches = sorted({e['benchmark'] for e in summary}, key=lambda b: _rank(b, BENCHMARK_ORDER))
     fig, axes = plt.subplots(2, len(benches), figsize=(4.4 * len(benches), 6.4), squeeze=False)
+    colors = dict(zip(ARM_ORDER, ['C0', 'C1', 'C5', 'C2', 'C3', 'C4', 'C7']))
     for col, bench in enumerate(benches):
         top, bottom = axes[0, col], axes[1, col]
-        for m in models:
+        for m in sorted({e['model'] for e in summary}, key=lambda m: _rank(m, ARM_ORDER)):
             es = sorted((e for e in summary if e['benchmark'] == bench and e['model'] == m), key=lambda e: e['K'])
-            if not es:
-                continue
-            k = np.array([e['K'] for e in es])
-            mean, half = (np.array([e['mcc'][i] for e in es]) for i in (0, 1))
-            top.plot(k, mean, marker='o', ms=3, color=colors.get(m), label=m)
-            top.fill_between(k, mean - np.nan_to_num(half), mean + np.nan_to_num(half), color=colors.get(m), alpha=0.15)
-            d = [(e['K'], e['diff_vs_reference']) for e in es if e.get('diff_vs_reference')]
-            if d:
-                dk = np.array([v[0] for v in d])
-                dm, dh = (np.array([v[1][i] for v in d]) for i in (0, 1))
-                bottom.plot(dk, dm, marker='o', ms=3, color=colors.get(m), label=f'{REFERENCE} − {m}')
-                bottom.fill_between(dk, dm - np.nan_to_num(dh), dm + np.nan_to_num(dh), color=colors.get(m), alpha=0.15)
+            if es:
+                k = np.array([e['K'] for e in es])
+                mean, half = (np.array([e['mcc_heldout'][i] for e in es]) for i in (0, 1))
+                top.plot(k, mean, marker='o', ms=3, color=colors.get(m), label=m)
+                top.fill_between(k, mean - np.nan_to_num(half), mean + np.nan_to_num(half), color=colors.get(m), alpha=0.15)
         obs = sorted({(e['K'], e['mcc_observed'][0]) for e in summary if e['benchmark'] == bench})
-        top.plot(*zip(*obs), color='gray', linestyle='--', label='x itself (no model)')
+        top.plot(*zip(*obs), color='gray', linestyle='--', label='reading x')
+        for a in COMBINED:
+            pts = []
+            for group, b, m, k in cells:
+                if b == bench and m == a:
+                    d = [paired(cells, group, bench, a, s, k) for s in SINGLE]
+                    if all(d):
+                        worst = min(d, key=lambda v: v[0])
+                        pts.append((k, worst[0], worst[1]))
+            if pts:
+                k, dm, dh = (np.array(v) for v in zip(*sorted(pts)))
+                bottom.plot(k, dm, marker='o', ms=3, color=colors[a], label=f'{a} − best single')
+                bottom.fill_between(k, dm - np.nan_to_num(dh), dm + np.nan_to_num(dh), color=colors[a], alpha=0.15)
         bottom.axhline(0, color='gray', lw=0.8)
-        top.set_title(f'{bench} benchmark')
-        top.set_ylim(0.4, 1.0)
+        bottom.axhline(MIN_GAIN, color='gray', lw=0.8, linestyle=':')
+        top.set_title(f'{bench}')
+        top.set_xscale('log')
+        bottom.set_xscale('log')
         bottom.set_xlabel('number of domains K')
-        bottom.set_xticks(sorted({e['K'] for e in summary if e['benchmark'] == bench}))
         for ax in (top, bottom):
             ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel('held-out MCC (95% band)')
-    axes[1, 0].set_ylabel(f'paired MCC difference')
-    for ax, where in ((axes[0, -1], 'lower right'), (axes[1, -1], 'upper right')):
+    axes[1, 0].set_ylabel('paired MCC difference')
+    for ax in (axes[0, -1], axes[1, -1]):
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc=where, fontsize=7)
+            ax.legend(fontsize=7)
     fig.tight_layout()
     with dnnlib.util.atomic_write(path) as f:
         fig.savefig(f, dpi=80, format='png')
     plt.close(fig)
 
 
-def write_report(outdir: str, rows: list) -> str:
-    """Write results.md, results_summary.jsonl and mcc_vs_domains.png; returns the Markdown."""
+def write_report(outdir: str, rows: list, audit_rows: list) -> str:
+    """Write results.md, summary.jsonl and mcc_vs_domains.png; returns the Markdown."""
     summary = summarise(rows)
-    text = markdown(summary)
+    text = markdown(summary, rows, audit_rows)
     with dnnlib.util.atomic_write(os.path.join(outdir, 'results.md'), 'w') as f:
         f.write(text)
-    with dnnlib.util.atomic_write(os.path.join(outdir, 'results_summary.jsonl'), 'w') as f:
+    with dnnlib.util.atomic_write(os.path.join(outdir, 'summary.jsonl'), 'w') as f:
         f.write(''.join(json.dumps(e) + '\n' for e in summary))
-    draw_figure(summary, os.path.join(outdir, 'mcc_vs_domains.png'))
+    draw_figure(summary, rows, os.path.join(outdir, 'mcc_vs_domains.png'))
     return text
 
 #----------------------------------------------------------------------------

@@ -1,81 +1,97 @@
-"""Synthetic study CLI: results lines carry every setting, resume key, refusal to merge other settings, bad input."""
+"""Synthetic study CLI: results lines carry every setting, resume, refusal to merge, calibration feeding the
+blind arms, the plan's estimate, the report, and one sentence for bad input."""
 import json
 
 from click.testing import CliRunner
 
 import synthetic
-from synthetic_study.cli import SETTING_KEYS, run_key
+from synthetic_study.settings import SETTING_KEYS, run_key
 
-ARGS = ['--models=cg_vae,ivae', '--domains=2,1', '--benchmarks=hard,easy', '--seeds=0', '--samples=20', '--steps=3', '--n=4']
+TINY = ['--n=4', '--samples=20', '--max-steps=4', '--eval-every=2', '--patience=1', '--hidden=8']
+GRID = ['--benchmarks=sparse,dense', '--domains=2', '--seeds=0,1', '--models=ivae,cg_vae_nosparse,cg_vae']
 
 #----------------------------------------------------------------------------
 
-def test_sweep_writes_every_setting_resumes_and_reports(tmp_path):
+def test_calibrate_sweep_resume_plan_and_report(tmp_path):
     runner = CliRunner()
-    res = runner.invoke(synthetic.main, ['sweep', f'--outdir={tmp_path}'] + ARGS)
+    res = runner.invoke(synthetic.main, ['sweep', f'--outdir={tmp_path}'] + GRID + TINY)
+    assert res.exit_code == 0 and 'skipped: not runnable until calibrated (synthetic.py calibrate): cg_vae on dense, cg_vae on sparse' in res.output, res.output
+    for bench in ('sparse', 'dense'):
+        res = runner.invoke(synthetic.main, ['calibrate', f'--outdir={tmp_path}', f'--benchmark={bench}', '--models=cg_vae',
+                                             '--seeds=100,101'] + TINY)
+        assert res.exit_code == 0 and f'{bench} cg_vae: alpha = ' in res.output, res.output
+    res = runner.invoke(synthetic.main, ['plan', f'--outdir={tmp_path}'] + GRID + TINY)
+    assert res.exit_code == 0 and '4 runs to do' in res.output and 'h with 2 processes' in res.output, res.output
+    res = runner.invoke(synthetic.main, ['sweep', f'--outdir={tmp_path}'] + GRID + TINY)
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in open(tmp_path / 'results.jsonl')]
-    assert len(rows) == 8 and [(r['benchmark'], r['K'], r['model']) for r in rows[:3]] == [('hard', 2, 'cg_vae'), ('hard', 2, 'ivae'), ('hard', 1, 'cg_vae')]
-    assert all(set(SETTING_KEYS) <= set(r) and r['steps'] == 3 and r['n'] == 4 for r in rows)
-    assert {r['m'] for r in rows} == {4} and {r['density'] for r in rows if r['benchmark'] == 'hard'} == {0.6}
-    assert all(0 <= r['mcc_heldout'] <= 1 and 0 <= r['mcc_observed'] <= 1 and r['heldout_nelbo'] == r['heldout_nelbo'] for r in rows)
+    assert len(rows) == 12 and all(set(SETTING_KEYS) <= set(r) and r['n'] == 4 and r['max_steps'] == 4 for r in rows)
+    blind = [r for r in rows if r['model'] == 'cg_vae']
+    assert {r['alpha_rule'] for r in blind} == {'blind'} and {r['m'] for r in rows} == {8}
+    res = runner.invoke(synthetic.main, ['sweep', f'--outdir={tmp_path}'] + GRID + TINY)
+    assert res.exit_code == 0 and '0 runs to do' in res.output
+    res = runner.invoke(synthetic.main, ['audit', f'--outdir={tmp_path}', '--benchmarks=sparse', '--domains=2', '--seeds=0,1'] + TINY)
+    assert res.exit_code == 0 and '| sparse | 4 | 2 | 2 |' in res.output, res.output
+    res = runner.invoke(synthetic.main, ['audit', f'--outdir={tmp_path}', '--benchmarks=sparse', '--domains=3', '--seeds=0,1'] + TINY)
+    assert '| sparse | 4 | 2 | 2 |' in res.output and '| sparse | 4 | 3 | 2 |' in res.output  # earlier data sets are kept
+    res = runner.invoke(synthetic.main, ['report', f'--outdir={tmp_path}'])
+    assert res.exit_code == 0 and 'positive control (iVAE, K = 40, A): not run' in res.output
     text = (tmp_path / 'results.md').read_text()
-    assert '### hard benchmark (m=4, density=0.6' in text and '| MCC of x itself |' in text and 'Paired difference cg_vae minus model' in text
-    assert (tmp_path / 'mcc_vs_domains.png').stat().st_size > 1000
-    res = runner.invoke(synthetic.main, ['sweep', f'--outdir={tmp_path}'] + ARGS)
-    assert res.exit_code == 0 and '0 runs to do, 8 already' in res.output
-    res = runner.invoke(synthetic.main, ['sweep', f'--outdir={tmp_path}'] + ARGS + ['--seeds=1', '--models=ivae', '--domains=1', '--benchmarks=dense'])
-    assert res.exit_code == 0 and '1 runs to do, 8 already' in res.output  # other grid cells, same settings: added
+    assert '| cg_vae − ivae |' in text and 'Premise audit' in text and (tmp_path / 'mcc_vs_domains.png').stat().st_size > 1000
 
 
 def test_sweep_refuses_a_folder_with_other_settings(tmp_path):
     runner = CliRunner()
-    assert runner.invoke(synthetic.main, ['sweep', f'--outdir={tmp_path}'] + ARGS).exit_code == 0
+    args = ['sweep', f'--outdir={tmp_path}', '--benchmarks=sparse', '--domains=2', '--seeds=0', '--models=ivae'] + TINY
+    assert runner.invoke(synthetic.main, args).exit_code == 0
     before = (tmp_path / 'results.jsonl').read_bytes()
-    for extra, name in (['--alpha=0.5'], 'alpha'), (['--lr-schedule=constant'], 'lr_schedule'), (['--layers=3'], 'layers'):
-        res = runner.invoke(synthetic.main, ['sweep', f'--outdir={tmp_path}'] + ARGS + extra)
+    for extra, name in (['--lr=0.01'], 'lr'), (['--layers=2'], 'layers'), (['--latent=laplace'], 'latent'):
+        res = runner.invoke(synthetic.main, args + extra)
         assert res.exit_code == 1 and f'holds runs with {name}=' in res.output and 'never merged' in res.output
         assert 'Traceback' not in res.output and res.output.count('\n') == 1
-    assert (tmp_path / 'results.jsonl').read_bytes() == before
+    res = runner.invoke(synthetic.main, args[:-len(TINY)] + ['--models=ivae_l1', '--alpha=0.5'] + TINY)
+    assert res.exit_code == 0
+    res = runner.invoke(synthetic.main, args[:-len(TINY)] + ['--models=ivae_l1', '--alpha=0.2'] + TINY)
+    assert res.exit_code == 1 and 'with alpha fixed 0.5, this sweep asks fixed 0.2' in res.output
+    assert len((tmp_path / 'results.jsonl').read_bytes()) > len(before)
 
 
-def test_run_prints_one_line_with_the_elbo_curve():
-    res = CliRunner().invoke(synthetic.main, ['run', '--model=ivae', '--benchmark=dense', '--domains=2', '--n=4', '--samples=20',
-                                              '--steps=1200', '--curve'])
-    assert res.exit_code == 0, res.output
-    row = json.loads(res.output.strip().splitlines()[-1])
-    assert row['model'] == 'ivae' and row['benchmark'] == 'dense' and row['density'] == 1.0 and row['steps'] == 1200
-    curve = row['train_nelbo_per_1000_steps']
-    assert len(curve) == 2 and curve[-1] < curve[0]  # windows 0-999 and 1000-1199; training lowers it
-
-
-def test_run_key_holds_every_setting():
-    row = {k: 0 for k in SETTING_KEYS}
-    row.update(benchmark='hard', model='cg_vae', K=2, seed=0)
-    keys = {run_key(row)}
-    for k in SETTING_KEYS + ('benchmark', 'model', 'K', 'seed'):
-        keys.add(run_key(dict(row, **{k: 'other'})))
-    assert len(keys) == len(SETTING_KEYS) + 5
-    assert run_key(dict(row, mcc_heldout=0.9, seconds=3)) == run_key(row)  # results are not part of the key
+def test_sharded_sweeps_split_the_cells_and_a_run_prints_its_lines(tmp_path):
+    runner = CliRunner()
+    args = ['sweep', f'--outdir={tmp_path}', '--benchmarks=sparse', '--domains=2,3', '--seeds=0', '--models=ivae'] + TINY
+    assert runner.invoke(synthetic.main, args + ['--shard=1/2']).exit_code == 0
+    res = runner.invoke(synthetic.main, args + ['--shard=0/2'])
+    assert res.exit_code == 0 and '1 runs to do' in res.output
+    ks = [json.loads(line)['K'] for f in ('results-0-of-2.jsonl', 'results-1-of-2.jsonl') for line in open(tmp_path / f)]
+    assert ks == [2, 3]
+    res = runner.invoke(synthetic.main, ['run', '--model=ivae', '--domains=2', '--seeds=4,5'] + TINY)
+    lines = [json.loads(line) for line in res.output.strip().splitlines() if line.startswith('{')]
+    assert res.exit_code == 0 and [r['seed'] for r in lines] == [4, 5] and lines[0]['ensemble'] == 2
+    row = dict(lines[0])
+    assert run_key(dict(row, mcc_heldout=0.0)) == run_key(row) != run_key(dict(row, alpha=0.3))
 
 
 def test_bad_input_is_one_sentence(tmp_path):
     runner = CliRunner()
-    res = runner.invoke(synthetic.main, ['sweep', f'--outdir={tmp_path}', '--models=vae3'])
-    assert res.exit_code == 2 and 'unknown name "vae3"' in res.output and 'Traceback' not in res.output
-    res = runner.invoke(synthetic.main, ['sweep', f'--outdir={tmp_path}', '--benchmarks=medium'])
-    assert res.exit_code == 2 and 'unknown name "medium"' in res.output
-    res = runner.invoke(synthetic.main, ['report', f'--outdir={tmp_path / "empty"}'])
-    assert res.exit_code == 1 and 'no results' in res.output
-    (tmp_path / 'results.jsonl').write_text('{"model": "cg_vae"}\n')
-    res = runner.invoke(synthetic.main, ['report', f'--outdir={tmp_path}'])
-    assert res.exit_code == 1 and 'line 1' in res.output and 'lacks' in res.output
+    cases = [
+        (['run', '--n=5', '--m=3'], 'observed dims m=3 must be >= latents n=5'),
+        (['run', '--n=3', '--support=100,100,001,101'], 'column 1 of the support is empty'),
+        (['run', '--n=3', '--support=110,011'], 'observed dims m=2 must be >= latents n=3'),
+        (['run', '--n=4', '--support=100,010,001'], 'the support has 3 columns but --n=4'),
+        (['calibrate', f'--outdir={tmp_path}', '--alphas=0,-0.1,1'], 'every value must be >= 0.0, got -0.1'),
+        (['calibrate', f'--outdir={tmp_path}', '--alphas=0.1,1'], 'the alpha grid must hold 0'),
+        (['sweep', f'--outdir={tmp_path}', '--models=vae3'], 'unknown name "vae3"'),
+        (['sweep', f'--outdir={tmp_path}', '--shard=2/2'], 'expected i/n'),
+        (['run', '--model=cg_vae'], 'no calibration of cg_vae on sparse'),
+        (['sweep', f'--outdir={tmp_path / "big"}', '--samples=100000', '--domains=1,200'], 'over the limit'),
+        (['run', '--min-row=3', '--max-row=2'], 'need 1 <= min_row <= max_row <= n'),
+    ]
+    for args, sentence in cases:
+        res = runner.invoke(synthetic.main, args)
+        assert res.exit_code != 0 and sentence in res.output and 'Traceback' not in res.output, (args, res.output)
     (tmp_path / 'results.jsonl').write_text('not json\n')
-    res = runner.invoke(synthetic.main, ['sweep', f'--outdir={tmp_path}'] + ARGS)
-    assert res.exit_code == 1 and 'is not JSON' in res.output and (tmp_path / 'results.jsonl').read_text() == 'not json\n'
-    res = runner.invoke(synthetic.main, ['run', '--n=2'])
-    assert res.exit_code == 2 and 'Traceback' not in res.output
-    res = runner.invoke(synthetic.main, ['sweep', f'--outdir={tmp_path / "big"}', '--samples=100000', '--domains=1,200'])
-    assert res.exit_code == 2 and 'over the limit' in res.output and not (tmp_path / 'big').exists()
+    res = runner.invoke(synthetic.main, ['report', f'--outdir={tmp_path}'])
+    assert res.exit_code == 1 and 'is not JSON' in res.output
+    assert not (tmp_path / 'big').exists()
 
 #----------------------------------------------------------------------------

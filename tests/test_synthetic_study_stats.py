@@ -1,12 +1,14 @@
-"""Statistics of the synthetic study: t intervals against scipy, pairing by seed, and the report's cells."""
+"""Statistics of the synthetic study: t intervals against scipy, pairing by seed, the blind alpha rule (a),
+the report's cells and the decision rule of docs/synthetic.md."""
 import math
 
 import numpy as np
 import pytest
 import scipy.stats
 
-from synthetic_study.report import summarise
-from synthetic_study.stats import mean_interval, paired_differences
+from synthetic_study.report import decision, summarise
+from synthetic_study.settings import SETTING_KEYS
+from synthetic_study.stats import blind_alpha, mean_interval, paired_differences
 
 #----------------------------------------------------------------------------
 
@@ -24,35 +26,65 @@ def test_mean_interval_single_value_and_errors():
     assert mean == 0.7 and math.isnan(half) and count == 1
     with pytest.raises(ValueError, match='non-empty'):
         mean_interval([])
-    with pytest.raises(ValueError, match='level'):
-        mean_interval([1, 2], level=1.5)
 
 
 def test_paired_differences_use_common_seeds_only():
     assert paired_differences({0: 0.9, 1: 0.8, 2: 0.7}, {1: 0.5, 2: 0.6, 3: 0.1}) == pytest.approx([0.3, 0.1])
-    assert paired_differences({0: 0.9}, {1: 0.5}) == []
 
 #----------------------------------------------------------------------------
 
-def _row(model, k, seed, mcc, steps=6000):
-    from synthetic_study.cli import SETTING_KEYS
+def test_blind_alpha_takes_the_largest_alpha_within_tolerance():
+    base = {s: 10.0 + s for s in range(5)}
+    val = {0.0: base,
+           0.01: {s: v + 0.01 for s, v in base.items()},                          # within the 0.05 floor
+           0.1: {s: v + 0.04 + 0.001 * s for s, v in base.items()},               # still within
+           0.3: {s: v + 0.2 for s, v in base.items()},                            # 0.2 nats worse: rejected
+           1.0: {s: v + (0.3 if s % 2 else -0.2) for s, v in base.items()}}       # mean +0.06, SE 0.12: within 2 SE
+    alpha, table = blind_alpha(val)
+    assert alpha == 1.0 and not table[0.3][2] and table[0.1][2]
+    del val[1.0]
+    assert blind_alpha(val)[0] == 0.1
+    with pytest.raises(ValueError, match='alpha = 0'):
+        blind_alpha({0.1: base})
+
+#----------------------------------------------------------------------------
+
+def _row(model, k, seed, mcc, bench='sparse', **extra):
     row = {key: 1 for key in SETTING_KEYS}
-    row.update(benchmark='hard', model=model, K=k, seed=seed, steps=steps, mcc_heldout=mcc, mcc_observed=0.6, seconds=1.0)
+    row.update(benchmark=bench, model=model, K=k, seed=seed, n=5, mcc_heldout=mcc, mcc_observed=0.6, seconds=1.0,
+               **{m: 0.0 for m in ('mcc_heldout_spearman', 'gain_over_x', 'support_f1', 'heldout_nelbo', 'l1_fit', 'alpha_used', 'best_step')})
+    row.update(extra)
     return row
 
 
-def test_summary_pairs_by_seed_and_keeps_settings_apart():
-    rng = np.random.default_rng(1)
-    base = {s: float(v) for s, v in enumerate(rng.uniform(0.5, 0.9, size=5))}
-    gain = {s: float(v) for s, v in enumerate(rng.normal(0.05, 0.01, size=5))}
-    rows = [_row('ivae', 2, s, base[s]) for s in range(5)] + [_row('cg_vae', 2, s, base[s] + gain[s]) for s in range(5)]
-    rows += [_row('cg_vae', 2, 0, 0.1, steps=10)]  # another setting: its own cell, never pooled
-    cells = {(e['model'], e['settings']['steps']): e for e in summarise(rows)}
-    paired = cells['ivae', 6000]['diff_vs_reference']
-    assert paired == pytest.approx(mean_interval(list(gain.values())))
-    unpaired_half = mean_interval(list(base.values()))[1]
-    assert paired[1] < unpaired_half / 5  # the pairing removes the between-seed spread of the data
-    assert cells['cg_vae', 10]['mcc'][:1] == (0.1,) and cells['cg_vae', 6000]['seeds'] == [0, 1, 2, 3, 4]
-    assert cells['ivae', 6000]['gain_over_x'] == pytest.approx(mean_interval([v - 0.6 for v in base.values()]))
+def test_summary_keeps_settings_apart():
+    rows = [_row('ivae', 2, s, 0.7) for s in range(3)] + [_row('ivae', 2, 0, 0.1, max_steps=10)]
+    cells = {(e['model'], e['settings']['max_steps']): e for e in summarise(rows)}
+    assert cells['ivae', 1]['seeds'] == [0, 1, 2] and cells['ivae', 10]['mcc_heldout'][:1] == (0.1,)
+
+
+def _grid(gain_a, gain_c, gain_large, seeds=10, control=0.95):
+    rng = np.random.default_rng(0)
+    rows = [_row('ivae', 40, s, control) for s in range(5)]
+    for bench, gain, ks in (('sparse', gain_a, (1, 2, 3, 4)), ('dense', gain_c, (1, 2, 3, 4)), ('sparse', gain_large, (11, 20, 40))):
+        for k in ks:
+            for s in range(seeds):
+                base = 0.7 + 0.05 * rng.standard_normal()
+                rows += [_row(m, k, s, base + 0.01 * rng.standard_normal(), bench) for m in ('cg_vae_nosparse', 'ivae', 'sparse_only', 'ivae_l1')
+                         if not (m == 'ivae' and k == 40)]
+                rows.append(_row('cg_vae', k, s, base + gain + 0.01 * rng.standard_normal(), bench))
+    return rows
+
+
+def test_decision_rule_supported_refuted_and_not_decided():
+    assert decision(_grid(0.1, 0.0, 0.0))[1].endswith('-> supported')
+    assert decision(_grid(0.1, 0.1, 0.0))[1].endswith('-> refuted')          # C shows the same gain
+    assert decision(_grid(0.0, 0.0, 0.0))[1].endswith('-> refuted')          # no K <= 4 shows it
+    assert decision(_grid(0.1, 0.0, 0.2))[1].endswith('-> not decided')      # the gain does not shrink
+    assert decision(_grid(0.03, 0.0, 0.0))[1].endswith('-> refuted')         # below 0.05 MCC
+    lines = decision(_grid(0.1, 0.0, 0.0, control=0.8))
+    assert 'failed' in lines[0] and lines[1].endswith('-> not decided')     # no claim without the positive control
+    partial = [r for r in _grid(0.0, 0.0, 0.0) if not (r['model'] == 'cg_vae' and r['K'] == 4)]
+    assert decision(partial)[1].endswith('not run: cg_vae K=4 -> not decided')
 
 #----------------------------------------------------------------------------
