@@ -227,9 +227,7 @@ def main(network, seeds, truncation_psi, domain, noise_mode, outdir, grid, batch
         if grid:
             save_png(os.path.join(outdir, 'grid.png'), make_grid(images))
         print(f'Wrote {len(seeds)} images to "{outdir}".')
-    except UserError as e:
-        raise click.ClickException(str(e)) from None
-    except (legacy.LegacyError, safe_pickle.UnsafePickleError, OSError) as e:
+    except (UserError, legacy.LegacyError, safe_pickle.UnsafePickleError, OSError) as e:
         raise click.ClickException(str(e)) from None
 
 #----------------------------------------------------------------------------

@@ -110,9 +110,7 @@ def main(network, row_seeds, col_seeds, col_styles, truncation_psi, noise_mode, 
             grid = 'grid.png' if tag is None else f'grid-{tag}.png'
             generation.save_png(os.path.join(outdir, grid), grid_image(images, rows, cols))
             print(f'Wrote {os.path.join(outdir, grid)} ({len(rows)} rows x {len(cols)} columns, styles {col_styles}).')
-    except UserError as e:
-        raise click.ClickException(str(e)) from None
-    except (legacy.LegacyError, safe_pickle.UnsafePickleError, OSError) as e:
+    except (UserError, legacy.LegacyError, safe_pickle.UnsafePickleError, OSError) as e:
         raise click.ClickException(str(e)) from None
 
 #----------------------------------------------------------------------------

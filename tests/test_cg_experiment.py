@@ -117,3 +117,8 @@ def test_unknown_or_repeated_data_sets_are_one_sentence(tmp_path):
     assert r.exit_code == 1 and 'unknown built-in data set "cubes"' in r.output
     r = CliRunner().invoke(ce.main, ['--outdir', str(tmp_path / 'x'), '--datasets=patches,patches'])
     assert r.exit_code == 1 and 'each data set once' in r.output
+
+
+def test_base_run_with_several_data_sets_is_one_sentence(tmp_path):
+    r = CliRunner().invoke(ce.main, ['--outdir', str(tmp_path / 'x'), f'--base-run={tmp_path}'])
+    assert r.exit_code == 1 and 'pass a single --datasets name' in r.output and 'Traceback' not in r.output
