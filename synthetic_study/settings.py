@@ -25,6 +25,7 @@ STAGES = (
     ('D',                'nongauss', (1, 2, 3, 4, 6, 8, 11, 20, 40), ALL_ARMS, range(5)),
     ('B',                'hard',     (1, 2, 3, 4, 6, 8, 11, 20, 40), ALL_ARMS, range(5)),
 )
+DECISION_K = (2, 3, 4)  # the K of A (and C) the decision rule reads: the 'decision' stages, 10 seeds each
 CALIBRATION = dict(K=3, seeds=(100, 101, 102, 103, 104), alphas=(0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0))
 MAX_SEED = 10**8
 
