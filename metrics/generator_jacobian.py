@@ -84,4 +84,22 @@ def jacobian_columns(G, z, c, columns, chunk=256):
 def eval_copy(G):
     return copy.deepcopy(G).eval().requires_grad_(False).cpu()
 
+
+def domain_grid(G, num_latents, seed):
+    """num_latents eps from `seed`, each in every domain (same eps across domains): z [N*K, z_dim], c [N*K, c_dim]."""
+    K = max(int(G.c_dim), 1)
+    z = torch.randn([num_latents, G.z_dim], generator=torch.Generator().manual_seed(seed)).repeat_interleave(K, dim=0)
+    c = torch.eye(K).repeat(num_latents, 1) if G.c_dim > 0 else torch.zeros([len(z), 0])
+    return z, c
+
+
+def domain_columns(G, num_latents=16, seed=0, i_dim=None):
+    """The style and content columns of an eval copy of G on domain_grid(): dict(style, content, note,
+    J [len(style) + len(content), N*K, C*H*W]), computed once for every metric that reads them."""
+    G = eval_copy(G)
+    style, content, note = column_split(G, i_dim)
+    z, c = domain_grid(G, num_latents, seed)
+    return dict(style=style, content=content, note=note, num_latents=num_latents, seed=seed,
+                J=jacobian_columns(G, z, c, style + content))
+
 #----------------------------------------------------------------------------

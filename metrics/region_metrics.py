@@ -138,19 +138,17 @@ def generator_leakage(G, masks, num_samples=500, seed=0, device='cpu', batch_siz
     return leakage(rows, union(masks))
 
 
-def generator_region_shares(G, masks, num_latents=16, seed=0):
+def generator_region_shares(G, masks, num_latents=16, seed=0, columns=None):
     """Mean in-region share of the Jacobian columns of G's active style dims and of its content dims
-    (metrics/generator_jacobian.py: columns of the latent x that L_s perturbs), num_latents eps in every domain."""
+    (metrics/generator_jacobian.py: columns of the latent x that L_s perturbs), num_latents eps in every domain.
+    `columns`: domain_columns(G, ...) already computed (its num_latents and seed then hold)."""
     from . import generator_jacobian as gj
-    G = gj.eval_copy(G)
-    K = max(int(G.c_dim), 1)
-    z = torch.randn([num_latents, G.z_dim], generator=torch.Generator().manual_seed(seed)).repeat_interleave(K, dim=0)
-    c = torch.eye(K).repeat(num_latents, 1)
-    style, content, _ = gj.column_split(G)
+    cols = columns if columns is not None else gj.domain_columns(G, num_latents, seed)
     inside = union(masks)
+    ns = len(cols['style'])
     out = dict(region_area_share=float(inside.mean()))
-    for name, cols in (('style', style), ('content', content)):
-        shares = region_share(gj.jacobian_columns(G, z, c, cols), inside) if cols else np.zeros(0)
+    for name, J in (('style', cols['J'][:ns]), ('content', cols['J'][ns:])):
+        shares = region_share(J, inside) if len(J) else np.zeros(0)
         out[f'{name}_in_region_share'] = float(shares.mean()) if len(shares) else float('nan')
         out[f'{name}_in_region_share_per_column'] = [float(s) for s in shares]
     return out
@@ -161,13 +159,12 @@ def style_jacobian_map(G, num_latents=16, seed=0):
     [H, W] normalised to sum 1 (zeros when no style dim is active)."""
     from . import generator_jacobian as gj
     G = gj.eval_copy(G)
-    K = max(int(G.c_dim), 1)
-    z = torch.randn([num_latents, G.z_dim], generator=torch.Generator().manual_seed(seed)).repeat_interleave(K, dim=0)
+    z, c = gj.domain_grid(G, num_latents, seed)
     style, _, _ = gj.column_split(G)
     res = int(G.img_resolution)
     if not style:
         return np.zeros([res, res])
-    m = gj.jacobian_columns(G, z, torch.eye(K).repeat(num_latents, 1), style).abs().reshape(len(style), len(z), -1, res, res)
+    m = gj.jacobian_columns(G, z, c, style).abs().reshape(len(style), len(z), -1, res, res)
     m = m.sum(dim=(0, 1, 2)).to(torch.float64).numpy()
     return m / max(m.sum(), 1e-300)
 

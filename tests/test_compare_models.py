@@ -87,6 +87,8 @@ def test_measure_generator_groups():
     assert r['style_l1'] == pytest.approx(sum(r['style_l1_per_column']) / 3)
     assert r['style_content_l1_ratio'] == pytest.approx(r['style_l1'] / r['content_l1'])
     assert 1 / math.sqrt(192) <= r['style_l1_l2'] <= 1
+    G = _tiny_G(True, pruned=(1,))
+    assert cm.measure_generator(G, columns=cm.domain_columns(G, num_latents=2, seed=0)) == r   # shared columns: same numbers
 
 
 def test_run_stats(tmp_path):

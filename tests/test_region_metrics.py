@@ -111,6 +111,8 @@ def test_generator_shares_and_map_agree_with_the_columns_they_summarise():
     masks = builtin.style_region_masks('patches', RES)
     G = _tiny_flow_G(pruned=(1,))
     out = rm.generator_region_shares(G, masks, num_latents=3)
+    from metrics.generator_jacobian import domain_columns
+    assert rm.generator_region_shares(G, masks, columns=domain_columns(G, num_latents=3)) == out   # shared columns: same numbers
     assert len(out['style_in_region_share_per_column']) == 3 and len(out['content_in_region_share_per_column']) == 5
     assert 0 < out['style_in_region_share'] < 1 and out['region_area_share'] == pytest.approx(36 / 256)
     m = rm.style_jacobian_map(G, num_latents=3)

@@ -114,7 +114,9 @@ def score(snapshot, oracle, samples, lam, threads, masks=None):
     data = load_snapshot(snapshot)
     G, D = data['G_ema'], data['D']
     res = ground_truth.evaluate(G, oracle, num_samples=samples, seed=0)
-    jac = compare_models.measure_generator(G, num_latents=16, seed=0)
+    from metrics.generator_jacobian import domain_columns
+    cols = domain_columns(G, num_latents=16, seed=0)                   # once for the sparsity and the region shares
+    jac = compare_models.measure_generator(G, columns=cols)
     res.update({k: v for k, v in jac.items() if isinstance(v, float)})
     res['active_dims'] = float(G.mapping.num_active()) if hasattr(G.mapping, 'num_active') else float('nan')
     share = compare_models.ls_gradient_share(data['G'], D, lam if lam > 0 else 1.0)
@@ -123,7 +125,7 @@ def score(snapshot, oracle, samples, lam, threads, masks=None):
     res['grad_ratio_ls_to_adv_at_1'] = share['grad_ratio_ls_to_adv'] / (lam if lam > 0 else 1.0)
     if masks is not None:
         res.update(region_metrics.generator_leakage(G, masks, num_samples=samples, seed=0))
-        res.update(region_metrics.generator_region_shares(G, masks))
+        res.update(region_metrics.generator_region_shares(G, masks, columns=cols))
         res.update(compare_models.ls_mechanism(data['G']))
     res['kimg'] = int(data['cur_nimg']) / 1000
     return res

@@ -46,7 +46,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 import dnnlib # noqa: E402
-from metrics.generator_jacobian import active_dims, column_split, eval_copy, jacobian_columns, latent_fn, render  # noqa: E402,F401
+from metrics.generator_jacobian import active_dims, column_split, domain_columns, eval_copy, jacobian_columns, latent_fn, render  # noqa: E402,F401
 
 MODELS = ('stylegan2-ada', 'istylegan', 'cg-gan')
 
@@ -111,16 +111,14 @@ def column_sparsity(J, tau=0.05):
     return {k: v.mean(1).cpu().numpy() for k, v in dict(l1=l1, l1_l2=ratio, hoyer=hoyer, small=small).items()}
 
 
-def measure_generator(G, num_latents=32, seed=0, tau=0.05, i_dim=None):
-    """All Jacobian numbers of one generator: N eps rendered in every domain (same eps across domains)."""
-    G = eval_copy(G)
-    K = max(int(G.c_dim), 1)
-    gen = torch.Generator().manual_seed(seed)
-    z = torch.randn([num_latents, G.z_dim], generator=gen).repeat_interleave(K, dim=0)
-    c = torch.eye(K).repeat(num_latents, 1) if G.c_dim > 0 else torch.zeros([len(z), 0])
-    style, content, note = column_split(G, i_dim)
-    out = dict(columns_note=note, style_columns=style, content_columns=content, num_latents=num_latents, num_domains=K, tau=tau, estimator='jvp')
-    per = column_sparsity(jacobian_columns(G, z, c, style + content), tau=tau)
+def measure_generator(G, num_latents=32, seed=0, tau=0.05, i_dim=None, columns=None):
+    """All Jacobian numbers of one generator: N eps rendered in every domain (same eps across domains).
+    `columns`: domain_columns(G, ...) already computed (its num_latents and seed then hold)."""
+    cols = columns if columns is not None else domain_columns(G, num_latents, seed, i_dim)
+    style, content, note = cols['style'], cols['content'], cols['note']
+    out = dict(columns_note=note, style_columns=style, content_columns=content, num_latents=cols['num_latents'],
+               num_domains=max(int(G.c_dim), 1), tau=tau, estimator='jvp')
+    per = column_sparsity(cols['J'], tau=tau)
     ns = len(style)
     for group, sl in (('style', slice(0, ns)), ('content', slice(ns, None))):
         for key, arr in per.items():
