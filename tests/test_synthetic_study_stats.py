@@ -70,9 +70,10 @@ def _grid(gain_a, gain_c, gain_large, seeds=10, control=0.95):
         for k in ks:
             for s in range(seeds):
                 base = 0.7 + 0.05 * rng.standard_normal()
-                rows += [_row(m, k, s, base + 0.01 * rng.standard_normal(), bench) for m in ('cg_vae_nosparse', 'ivae', 'sparse_only', 'ivae_l1')
+                data = dict(density=0.5) if bench == 'dense' else {}  # C has its own data settings, as in the study
+                rows += [_row(m, k, s, base + 0.01 * rng.standard_normal(), bench, **data) for m in ('cg_vae_nosparse', 'ivae', 'sparse_only', 'ivae_l1')
                          if not (m == 'ivae' and k == 40)]
-                rows.append(_row('cg_vae', k, s, base + gain + 0.01 * rng.standard_normal(), bench))
+                rows.append(_row('cg_vae', k, s, base + gain + 0.01 * rng.standard_normal(), bench, **data))
     return rows
 
 
@@ -86,5 +87,12 @@ def test_decision_rule_supported_refuted_and_not_decided():
     assert 'failed' in lines[0] and lines[1].endswith('-> not decided')     # no claim without the positive control
     partial = [r for r in _grid(0.0, 0.0, 0.0) if not (r['model'] == 'cg_vae' and r['K'] == 4)]
     assert decision(partial)[1].endswith('not run: cg_vae K=4 -> not decided')
+
+
+def test_decision_reads_c_of_the_same_size_only_and_gives_one_verdict_per_a():
+    rows = _grid(0.1, 0.1, 0.0)
+    assert sum(line.startswith('n = ') for line in decision(rows)) == 1     # the C group gets no verdict of its own
+    other_size = [dict(r, m=20) if r['benchmark'] == 'dense' else r for r in rows]
+    assert decision(other_size)[1].endswith('on C: not run -> not decided')  # C of another m is not A's control
 
 #----------------------------------------------------------------------------
