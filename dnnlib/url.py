@@ -10,7 +10,7 @@ import re
 import tempfile
 import urllib.parse
 
-from . import util
+from . import files
 
 #----------------------------------------------------------------------------
 
@@ -36,7 +36,7 @@ def is_offline() -> bool:
 def cache_path_for(url: str, cache_dir: str = None) -> str:
     """Where `url` is cached: <cache_dir>/<md5 of url>_<sanitised file name>."""
     if cache_dir is None:
-        cache_dir = util.make_cache_dir_path('downloads')
+        cache_dir = files.make_cache_dir_path('downloads')
     url_md5 = hashlib.md5(url.encode('utf-8')).hexdigest()
     name = os.path.basename(urllib.parse.urlparse(url).path) or 'download'
     name = re.sub(r'[^0-9a-zA-Z_.-]', '_', name)[:100]
@@ -67,7 +67,7 @@ def _download(url: str, dest: str, num_attempts: int, verbose: bool, timeout: fl
                 if 'text/html' in res.headers.get('Content-Type', '') and 'drive.google.com' in url:
                     raise DownloadError(f'Cannot download {url}: the server returned an HTML page (quota or login); download it in a browser and pass the local path.')
                 total = int(res.headers.get('Content-Length', 0)) or None
-                with util.atomic_write(dest, durable=True) as f:
+                with files.atomic_write(dest, durable=True) as f:
                     bar = _progress(total, os.path.basename(dest), verbose)
                     for chunk in res.iter_content(chunk_size=1 << 20):
                         f.write(chunk)
