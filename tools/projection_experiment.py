@@ -26,10 +26,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import dnnlib  # noqa: E402
-import generate  # noqa: E402
 from metrics import factor_oracle as fo  # noqa: E402
 from training import domain_swap, projection  # noqa: E402
 from training.dataset import ImageFolderDataset  # noqa: E402
+from training.generation import load_generator  # noqa: E402
 
 SPACES = ('w', 'latent')
 MEASURES = ('psnr', 'content_recovered', 'content_kept', 'style_in_range')
@@ -150,7 +150,7 @@ def main(data, oracle_cache, networks, outdir, per_domain, steps, seeds, tol, fi
     reference = {}
     for spec in networks:
         name, _, path = spec.partition('=')
-        reference[name] = dict(generator_swaps(generate.load_generator(path, 'cpu')[0], oracle, own_swaps, tol), tol=tol)
+        reference[name] = dict(generator_swaps(load_generator(path, 'cpu')[0], oracle, own_swaps, tol), tol=tol)
     os.makedirs(outdir, exist_ok=True)
     with dnnlib.util.atomic_write(os.path.join(outdir, 'reference.json'), 'w') as f:
         json.dump(reference, f, indent=1)
@@ -163,7 +163,7 @@ def main(data, oracle_cache, networks, outdir, per_domain, steps, seeds, tol, fi
                    own_swaps=reference, networks={})
     for spec in networks:
         name, _, path = spec.partition('=')
-        G, _data = generate.load_generator(path, 'cpu')
+        G, _data = load_generator(path, 'cpu')
         rows, tiles, w_stats = [], {}, projection.domain_w_stats(G)
         bar = tqdm.tqdm(total=len(imgs) * len(SPACES) * seeds, desc=name)
         for i, (img, k) in enumerate(zip(imgs, doms)):
