@@ -13,6 +13,7 @@ on the resolution, so the same seed renders the same scenes at every size.
 """
 import numpy as np
 
+from .colour import hsv_to_rgb
 from .errors import DatasetError
 from .images import is_power_of_two
 from .patches import PATCHES_GLOBAL_SPEC, PATCHES_SPEC, region_masks, render_patches, render_patches_float, sample_patches
@@ -68,17 +69,6 @@ def sample_factors(name: str, n: int, seed: int):
     bg = np.asarray(spec['background'])[labels]
     f['background'] = bg[:, 0] + (bg[:, 1] - bg[:, 0]) * rnd.uniform(size=n)
     return labels, f
-
-#----------------------------------------------------------------------------
-
-def hsv_to_rgb(h: np.ndarray, s: float, v: float) -> np.ndarray:
-    """Vectorised HSV -> RGB in [0, 1], shape [n, 3]."""
-    i = np.floor(h * 6).astype(np.int64) % 6
-    f = h * 6 - np.floor(h * 6)
-    p, q, t = v * (1 - s) + 0 * h, v * (1 - s * f), v * (1 - s * (1 - f))
-    vv = np.full_like(h, v)
-    table = np.stack([np.stack(c, axis=-1) for c in [(vv, t, p), (q, vv, p), (p, vv, t), (p, q, vv), (t, p, vv), (vv, p, q)]])
-    return table[i, np.arange(len(h))]
 
 #----------------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ The share of pixels each factor touches is measured by builtin.pixel_shares (doc
 """
 import numpy as np
 
+from .colour import hsv_to_rgb
+
 #----------------------------------------------------------------------------
 
 _COMMON = dict(
@@ -83,7 +85,6 @@ def _cover(f: dict, resolution: int, supersample: int) -> np.ndarray:
 
 def render_patches_float(spec: dict, f: dict, resolution: int, supersample: int = 4) -> np.ndarray:
     """The scenes of factor arrays f -> float32 [n, res, res, 3] in [0, 1] (before rounding)."""
-    from .builtin import hsv_to_rgb
     n = len(f['shape'])
     cover = _cover(f, resolution, supersample)[..., None]
     colour = hsv_to_rgb(np.asarray(f['hue'], np.float64), 0.85, 0.9).astype(np.float32)[:, None, None, :]
