@@ -38,7 +38,7 @@ import torch
 
 import dnnlib
 from torch_utils import allowlist
-from training import domain_swap
+from training.domain_swap import render_rows
 from . import factor_oracle as fo
 from . import frechet
 from . import region_metrics
@@ -126,21 +126,6 @@ def _style_dims(G):
     return mapping.style_mask().cpu().numpy().astype(bool)
 
 #----------------------------------------------------------------------------
-
-@torch.no_grad()
-def render_rows(G, num_samples, seed=0, device='cpu', batch_size=64, truncation_psi=1.0, noise_mode='const'):
-    """(eps float64 [N, z_dim], uint8 images [N, K, C, H, W]): each eps rendered in every domain."""
-    K = int(G.c_dim)
-    eps = torch.cat([domain_swap.seed_latent(seed * num_samples + i, G.z_dim) for i in range(num_samples)])
-    rows = []
-    per = max(1, batch_size // K)
-    for start in range(0, num_samples, per):
-        z = eps[start:start + per].to(device).repeat_interleave(K, dim=0)
-        c = torch.eye(K, device=device).repeat(len(z) // K, 1)
-        img = domain_swap.to_uint8(G(z, c, truncation_psi=truncation_psi, noise_mode=noise_mode))
-        rows.append(img.reshape(-1, K, *img.shape[1:]))
-    return eps.numpy().astype(np.float64), torch.cat(rows)
-
 
 def evaluate(G, oracle, num_samples=1000, seed=0, device='cpu', batch_size=64, truncation_psi=1.0, noise_mode='const',
              num_bins=10):

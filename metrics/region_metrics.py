@@ -133,7 +133,7 @@ def dci(codes, factors):
 
 @torch.no_grad()
 def generator_leakage(G, masks, num_samples=500, seed=0, device='cpu', batch_size=64):
-    from .ground_truth import render_rows
+    from training.domain_swap import render_rows
     _eps, rows = render_rows(G, num_samples, seed=seed, device=device, batch_size=batch_size)
     return leakage(rows, union(masks))
 

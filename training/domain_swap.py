@@ -46,6 +46,21 @@ def to_uint8(img):
     return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu()
 
 
+@torch.no_grad()
+def render_rows(G, num_samples, seed=0, device='cpu', batch_size=64, truncation_psi=1.0, noise_mode='const'):
+    """(eps float64 [N, z_dim], uint8 images [N, K, C, H, W]): each eps rendered in every domain."""
+    K = int(G.c_dim)
+    eps = torch.cat([seed_latent(seed * num_samples + i, G.z_dim) for i in range(num_samples)])
+    rows = []
+    per = max(1, batch_size // K)
+    for start in range(0, num_samples, per):
+        z = eps[start:start + per].to(device).repeat_interleave(K, dim=0)
+        c = torch.eye(K, device=device).repeat(len(z) // K, 1)
+        img = to_uint8(G(z, c, truncation_psi=truncation_psi, noise_mode=noise_mode))
+        rows.append(img.reshape(-1, K, *img.shape[1:]))
+    return eps.numpy().astype(np.float64), torch.cat(rows)
+
+
 def _synth(G, z, c, truncation_psi, truncation_cutoff, noise_mode):
     return to_uint8(G(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, noise_mode=noise_mode))
 
