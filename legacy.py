@@ -23,7 +23,7 @@ import numpy as np
 
 import dnnlib
 from torch_utils import allowlist
-from torch_utils import safe_pickle
+from torch_utils import pickle_policy, safe_pickle
 from torch_utils import snapshot
 
 #----------------------------------------------------------------------------
@@ -107,11 +107,11 @@ def load_network(path_or_url, force_fp16: bool = False, device=None) -> dict:
     return data
 
 
-_PICKLE_LEAVES = (torch.Tensor, np.ndarray, np.generic, np.dtype, torch.dtype, torch.device, complex, slice, bytearray, safe_pickle.Inert)
+_PICKLE_LEAVES = (torch.Tensor, np.ndarray, np.generic, np.dtype, torch.dtype, torch.device, complex, slice, bytearray, pickle_policy.Inert)
 
 
 def _record_children(obj):
-    return obj.state if isinstance(obj, safe_pickle._StateRecord) else None
+    return obj.state if isinstance(obj, pickle_policy._StateRecord) else None
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -155,14 +155,14 @@ def convert_pickle_data(raw, name: str = '<stream>') -> dict:
         raise LegacyError(f'{name} is a pickle of {what}, not a network snapshot with G, D, G_ema.')
     data = {}
     for key, value in raw.items():
-        if isinstance(value, safe_pickle.PersistentRecord):
+        if isinstance(value, pickle_policy.PersistentRecord):
             try:
                 data[key] = module_from_persistent_record(value, f'{name}: {key}')
             except LegacyError:
                 raise
             except (TypeError, ValueError, AttributeError, KeyError, IndexError) as e:  # a record with the wrong shape of data
                 raise LegacyError(f'{name}: "{key}" is a malformed network record ({type(e).__name__}: {str(e)[:120]}).') from None
-        elif isinstance(value, (safe_pickle.ModuleRecord, safe_pickle.Inert)):
+        elif isinstance(value, (pickle_policy.ModuleRecord, pickle_policy.Inert)):
             warnings.warn(f'{name}: dropping "{key}" ({value!r}); it is not a network we can rebuild.')
             data[key] = None
         else:
@@ -204,7 +204,7 @@ def _bind_kwargs(class_name, args, kwargs, what):
 
 
 def _is_istylegan_mapping(rec) -> bool:
-    if not isinstance(rec, safe_pickle._StateRecord):
+    if not isinstance(rec, pickle_policy._StateRecord):
         return False
     names = rec.named_tensors()
     return any(k in rec.init_kwargs for k in ISTYLEGAN_MAPPING_KWARGS) or 'importance' in names or \

@@ -61,8 +61,8 @@ def module_spec(module) -> dict:
 def _reconstruct_persistent_obj(meta):
     """What an NVIDIA-format pickle calls for each persistent object when plain pickle.load reads it (see above)."""
     import legacy
-    from torch_utils import safe_pickle
-    record = safe_pickle.PersistentRecord(meta if isinstance(meta, dict) else {})
+    from torch_utils import pickle_policy
+    record = pickle_policy.PersistentRecord(meta if isinstance(meta, dict) else {})
     name = str(record.class_name)[:60]
     way_out = 'read the file with legacy.load_network_pkl(f), which never runs code from it and says what it cannot use'
     if isinstance(meta, dict) and meta.get('type') == 'class' and name in PART_CLASSES:
