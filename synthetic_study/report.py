@@ -223,16 +223,23 @@ def draw_figure(summary: list, rows: list, path: str):
         bottom.axhline(0, color='gray', lw=0.8)
         bottom.axhline(MIN_GAIN, color='gray', lw=0.8, linestyle=':')
         top.set_title(f'{bench}')
-        top.set_xscale('log')
-        bottom.set_xscale('log')
-        bottom.set_xlabel('number of domains K')
+        ks = sorted({e['K'] for e in summary if e['benchmark'] == bench})
         for ax in (top, bottom):
+            ax.set_xscale('log')
+            ax.set_xticks(ks, [str(k) for k in ks])   # the K that ran, as plain numbers
+            ax.minorticks_off()
             ax.grid(alpha=0.3)
+        bottom.set_xlabel('number of domains K')
+        if bottom.get_legend_handles_labels()[0]:
+            bottom.legend(fontsize=7)
     axes[0, 0].set_ylabel('held-out MCC (95% band)')
     axes[1, 0].set_ylabel('paired MCC difference')
-    for ax in (axes[0, -1], axes[1, -1]):
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+    handles = {}                                       # every arm of any panel, in the last panel's legend
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    if handles:
+        axes[0, -1].legend(list(handles.values()), list(handles), fontsize=7)
     fig.tight_layout()
     with dnnlib.util.atomic_write(path) as f:
         fig.savefig(f, dpi=80, format='png')
