@@ -122,6 +122,41 @@ def decision(rows: list) -> list:
             lines.append(f'  no K in 2-4 run so far shows the gain on A; not run: {", ".join(missing)} -> not decided')
     return lines
 
+def gain_test_line(cells, group, bench) -> str:
+    """The rule's gain test of each combined arm at each decision K, as one line (for the benchmarks read apart)."""
+    parts = []
+    for arm in COMBINED:
+        for k in DECISION_K:
+            g = combined_gain(cells, group, bench, arm, k)
+            parts.append(f'{arm} K={k} ' + ('not run' if g is None else f'{g[0]:+.3f}' + (' shows the gain' if g[1] else '')))
+    return '; '.join(parts)
+
+
+def flow_prior_answer(cells, group, bench='nongauss') -> str:
+    """Does the flow prior beat iVAE + L1 (same rule-(a) penalty)? 'yes' if cg_vae - ivae_l1 >= MIN_GAIN with its
+    95% interval above 0 at some decision K, 'not at this scale' if every K ran and every interval lies below
+    MIN_GAIN, else 'undecided' (docs/synthetic.md, how D is read)."""
+    diffs = {k: paired(cells, group, bench, 'cg_vae', 'ivae_l1', k) for k in DECISION_K}
+    ran = {k: d for k, d in diffs.items() if d is not None}
+    text = ', '.join(f'K={k} {d[0]:+.3f} ± {d[1]:.3f}' for k, d in ran.items()) or 'no cell ran'
+    if any(d[0] >= MIN_GAIN and d[0] - d[1] > 0 for d in ran.values()):
+        answer = 'yes'
+    elif len(ran) == len(DECISION_K) and all(d[0] + d[1] < MIN_GAIN for d in ran.values()):
+        answer = 'not at this scale'
+    else:
+        answer = 'undecided' + (f' (not run: {", ".join(f"K={k}" for k in diffs if k not in ran)})' if len(ran) < len(diffs) else '')
+    return f'cg_vae − ivae_l1: {text} -> {answer}'
+
+
+def apart(rows: list) -> list:
+    """D, outside the verdict: the gain test and the flow-prior question, one pair of lines per settings group."""
+    cells = cells_of(rows)
+    lines = []
+    for group in sorted({g for g, bench, *_ in cells if bench == 'nongauss'}, key=str):
+        lines += [f'n = {dict(group)["n"]}, D (nongauss, outside the verdict): {gain_test_line(cells, group, "nongauss")}',
+                  f'  does the flow prior earn its place? {flow_prior_answer(cells, group)}']
+    return lines
+
 #----------------------------------------------------------------------------
 
 def _ci(t, digits=3) -> str:
@@ -151,6 +186,8 @@ def audit_table(audit_rows: list, rows: list) -> str:
 def markdown(summary: list, rows: list, audit_rows: list) -> str:
     cells = cells_of(rows)
     lines = ['## Decision rule on the runs at hand\n'] + [f'    {x}' for x in decision(rows)] + ['']
+    if apart(rows):
+        lines += ['## Read apart from the verdict\n'] + [f'    {x}' for x in apart(rows)] + ['']
     if audit_rows:
         lines += ['## Premise audit (scaled L1 per sample, mean ± sd over seeds)\n', audit_table(audit_rows, rows)]
     groups = {}
@@ -178,10 +215,9 @@ def markdown(summary: list, rows: list, audit_rows: list) -> str:
                     lines.append('| reading x | ' + ' | '.join(_ci(next(e for (m, kk), e in cell.items() if kk == k)['mcc_observed']) for k in ks) + ' |')
                 lines.append('')
             lines += ['Paired MCC difference combined arm minus single-cause arm: mean ± 95% t interval [SE] (seeds)\n', head, rule]
-            for a in COMBINED:
-                for s in SINGLE:
-                    vals = [paired(cells, group, bench, a, s, k) for k in ks]
-                    lines.append(f'| {a} − {s} | ' + ' | '.join(f'{_ci(v)} [{v[3]:.3f}] ({v[2]})' if v else '–' for v in vals) + ' |')
+            for a, s in [(a, s) for a in COMBINED for s in SINGLE] + [('cg_vae', 'ivae_l1')]:   # the last: the flow prior's own effect
+                vals = [paired(cells, group, bench, a, s, k) for k in ks]
+                lines.append(f'| {a} − {s} | ' + ' | '.join(f'{_ci(v)} [{v[3]:.3f}] ({v[2]})' if v else '–' for v in vals) + ' |')
             lines.append('')
     return '\n'.join(lines)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from synthetic_study.report import decision, summarise
+from synthetic_study.report import apart, decision, summarise
 from synthetic_study.settings import SETTING_KEYS
 from synthetic_study.stats import blind_alpha, mean_interval, paired_differences
 
@@ -87,6 +87,28 @@ def test_decision_rule_supported_refuted_and_not_decided():
     assert 'failed' in lines[0] and lines[1].endswith('-> not decided')     # no claim without the positive control
     partial = [r for r in _grid(0.0, 0.0, 0.0) if not (r['model'] == 'cg_vae' and r['K'] == 4)]
     assert decision(partial)[1].endswith('not run: cg_vae K=4 -> not decided')
+
+
+def _nongauss(flow_gain, ks=(2, 3, 4), noise=0.01):
+    rng = np.random.default_rng(1)
+    rows = []
+    for k in ks:
+        for s in range(10):
+            base = 0.7 + 0.05 * rng.standard_normal()
+            rows += [_row(m, k, s, base + noise * rng.standard_normal(), 'nongauss') for m in ('cg_vae_nosparse', 'ivae', 'sparse_only')]
+            rows.append(_row('ivae_l1', k, s, base + 0.1 + noise * rng.standard_normal(), 'nongauss'))
+            rows.append(_row('cg_vae', k, s, base + 0.1 + flow_gain + noise * rng.standard_normal(), 'nongauss'))
+    return rows
+
+
+def test_d_is_read_apart_with_the_flow_prior_question():
+    lines = apart(_nongauss(0.1))
+    assert len(lines) == 2 and 'ivae_l1 K=3 +0.' in lines[0] and 'shows the gain' in lines[0]
+    assert lines[1].endswith('-> yes')
+    assert apart(_nongauss(0.0))[1].endswith('-> not at this scale')          # every interval below +0.05
+    assert apart(_nongauss(0.0, noise=0.2))[1].endswith('-> undecided')       # intervals too wide to say
+    assert apart(_nongauss(0.0, ks=(2, 3)))[1].endswith('-> undecided (not run: K=4)')
+    assert apart(_grid(0.1, 0.0, 0.0)) == [] and decision(_nongauss(0.1)) == []   # D never enters the verdict
 
 
 def test_decision_reads_c_of_the_same_size_only_and_gives_one_verdict_per_a():
