@@ -372,11 +372,12 @@ def report(outdir):
     try:
         rows = read_results(outdir)
         audit_rows = read_audit(os.path.join(outdir, 'audit.jsonl'))
+        calibration = read_lines(os.path.join(outdir, 'calibration.jsonl'))
     except GridError as e:
         fail(e)
     if not rows:
         raise click.ClickException(f'no results in {outdir}; run "synthetic.py sweep --outdir={outdir}" first')
-    click.echo(write_report(outdir, rows, audit_rows))
+    click.echo(write_report(outdir, rows, audit_rows, calibration))
 
 
 def read_audit(path):

@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 import dnnlib
+from synthetic_study.grid import GridError, calibrated_alpha
 from synthetic_study.premise import outside_premise
 from synthetic_study.settings import DATA_KEYS, DECISION_K, STUDY_KEYS
 from synthetic_study.stats import mean_interval, paired_differences
@@ -183,11 +184,34 @@ def audit_table(audit_rows: list, rows: list) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def markdown(summary: list, rows: list, audit_rows: list) -> str:
+def calibration_table(calibration: list) -> str:
+    """Rule (a) per benchmark and arm: validation nELBO minus alpha = 0 of the same arm, mean (paired SE),
+    a cross where the rule refuses it, and the alpha it takes; an incomplete calibration says so."""
+    pairs = sorted({(r['benchmark'], r['model']) for r in calibration},
+                   key=lambda p: (_rank(p[0], BENCHMARK_ORDER), _rank(p[1], ARM_ORDER)))
+    body, alphas = [], None
+    for bench, arm in pairs:
+        try:
+            alpha, table = calibrated_alpha(calibration, bench, arm)
+        except GridError as e:
+            body.append(f'| {bench}, {arm} | {e} |')
+            continue
+        alphas = alphas or [a for a in sorted(table) if a > 0]
+        cols = [f'{table[a][0]:+.3f} ({table[a][1]:.3f})' + ('' if table[a][2] else ' ✗') for a in alphas]
+        body.append(f'| {bench}, {arm} | ' + ' | '.join(cols) + f' | {alpha:g} |')
+    head = ['| benchmark, arm | ' + ' | '.join(f'{a:g}' for a in alphas or []) + ' | alpha |',
+            '|---|' + '---|' * (len(alphas or []) + 1)]
+    return '\n'.join(head + body) + '\n'
+
+
+def markdown(summary: list, rows: list, audit_rows: list, calibration: list = ()) -> str:
     cells = cells_of(rows)
     lines = ['## Decision rule on the runs at hand\n'] + [f'    {x}' for x in decision(rows)] + ['']
     if apart(rows):
         lines += ['## Read apart from the verdict\n'] + [f'    {x}' for x in apart(rows)] + ['']
+    if calibration:
+        lines += ['## Blind alpha, rule (a): validation nELBO minus alpha = 0, mean (paired SE); ✗ refused\n',
+                  calibration_table(list(calibration))]
     if audit_rows:
         lines += ['## Premise audit (scaled L1 per sample, mean ± sd over seeds)\n', audit_table(audit_rows, rows)]
     groups = {}
@@ -282,10 +306,10 @@ def draw_figure(summary: list, rows: list, path: str):
     plt.close(fig)
 
 
-def write_report(outdir: str, rows: list, audit_rows: list) -> str:
+def write_report(outdir: str, rows: list, audit_rows: list, calibration: list = ()) -> str:
     """Write results.md, summary.jsonl and mcc_vs_domains.png; returns the Markdown."""
     summary = summarise(rows)
-    text = markdown(summary, rows, audit_rows)
+    text = markdown(summary, rows, audit_rows, calibration)
     with dnnlib.util.atomic_write(os.path.join(outdir, 'results.md'), 'w') as f:
         f.write(text)
     with dnnlib.util.atomic_write(os.path.join(outdir, 'summary.jsonl'), 'w') as f:

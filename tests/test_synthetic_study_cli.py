@@ -37,7 +37,8 @@ def test_calibrate_sweep_resume_plan_and_report(tmp_path):
     res = runner.invoke(synthetic.main, ['report', f'--outdir={tmp_path}'])
     assert res.exit_code == 0 and 'positive control (iVAE, K = 40, A): not run' in res.output
     text = (tmp_path / 'results.md').read_text()
-    assert '| cg_vae − ivae |' in text and 'Premise audit' in text and (tmp_path / 'mcc_vs_domains.png').stat().st_size > 1000
+    assert '| cg_vae − ivae |' in text and '| cg_vae − ivae_l1 |' in text and 'Premise audit' in text
+    assert '| sparse, cg_vae | ' in text and '| dense, cg_vae | ' in text and 'Blind alpha, rule (a)' in text   # the calibration table and (tmp_path / 'mcc_vs_domains.png').stat().st_size > 1000
 
 
 def test_sweep_refuses_a_folder_with_other_settings(tmp_path):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from synthetic_study.report import apart, decision, summarise
+from synthetic_study.report import apart, calibration_table, decision, summarise
+from synthetic_study.settings import CALIBRATION
 from synthetic_study.settings import SETTING_KEYS
 from synthetic_study.stats import blind_alpha, mean_interval, paired_differences
 
@@ -48,6 +49,18 @@ def test_blind_alpha_takes_the_largest_alpha_within_tolerance():
         blind_alpha({0.1: base})
 
 #----------------------------------------------------------------------------
+
+def test_calibration_table_shows_each_alpha_the_refusals_and_the_choice():
+    rows = [dict(benchmark='nongauss', model='ivae_l1', alpha=a, seed=s, val_nelbo=10.0 + s + (0.0 if a <= 0.1 else 1.0 + 0.1 * s))
+            for a in CALIBRATION['alphas'] for s in range(5)]
+    rows += [dict(benchmark='nongauss', model='cg_vae', alpha=0.0, seed=s, val_nelbo=10.0) for s in range(5)]
+    lines = calibration_table(rows).splitlines()
+    assert lines[0] == '| benchmark, arm | ' + ' | '.join(f'{a:g}' for a in CALIBRATION['alphas'] if a > 0) + ' | alpha |'
+    cg, il1 = lines[2], lines[3]                                               # arm order: cg_vae first
+    assert 'incomplete' in cg
+    assert il1.startswith('| nongauss, ivae_l1 | +0.000 (0.000) |') and il1.endswith('| 0.1 |')
+    assert '+1.200 (0.071) ✗' in il1 and il1.count('✗') == 2                   # 0.3 and 1 refused
+
 
 def _row(model, k, seed, mcc, bench='sparse', **extra):
     row = {key: 1 for key in SETTING_KEYS}
