@@ -123,6 +123,7 @@ def decision(rows: list) -> list:
             lines.append(f'  no K in 2-4 run so far shows the gain on A; not run: {", ".join(missing)} -> not decided')
     return lines
 
+
 def gain_test_line(cells, group, bench) -> str:
     """The rule's gain test of each combined arm at each decision K, as one line (for the benchmarks read apart)."""
     parts = []
@@ -207,11 +208,12 @@ def calibration_table(calibration: list) -> str:
 def markdown(summary: list, rows: list, audit_rows: list, calibration: list = ()) -> str:
     cells = cells_of(rows)
     lines = ['## Decision rule on the runs at hand\n'] + [f'    {x}' for x in decision(rows)] + ['']
-    if apart(rows):
-        lines += ['## Read apart from the verdict\n'] + [f'    {x}' for x in apart(rows)] + ['']
+    read_apart = apart(rows)
+    if read_apart:
+        lines += ['## Read apart from the verdict\n'] + [f'    {x}' for x in read_apart] + ['']
     if calibration:
         lines += ['## Blind alpha, rule (a): validation nELBO minus alpha = 0, mean (paired SE); ✗ refused\n',
-                  calibration_table(list(calibration))]
+                  calibration_table(calibration)]
     if audit_rows:
         lines += ['## Premise audit (scaled L1 per sample, mean ± sd over seeds)\n', audit_table(audit_rows, rows)]
     groups = {}
