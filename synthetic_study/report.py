@@ -134,29 +134,45 @@ def gain_test_line(cells, group, bench) -> str:
     return '; '.join(parts)
 
 
-def flow_prior_answer(cells, group, bench='nongauss') -> str:
-    """Does the flow prior beat iVAE + L1 (same rule-(a) penalty)? 'yes' if cg_vae - ivae_l1 >= MIN_GAIN with its
-    95% interval above 0 at some decision K, 'not at this scale' if every K ran and every interval lies below
-    MIN_GAIN, else 'undecided' (docs/synthetic.md, how D is read)."""
-    diffs = {k: paired(cells, group, bench, 'cg_vae', 'ivae_l1', k) for k in DECISION_K}
+def bar_answer(cells, group, bench, a: str, b: str, sign: int = 1) -> tuple:
+    """Paired a - b at each decision K against the 0.05 bar, in the direction `sign` (+1: a gain, -1: a cost):
+    ('yes', text) if sign * mean >= MIN_GAIN with the 95% interval on that side of 0 at some K, ('not at this
+    scale', text) if every K ran and every interval ends short of the bar on that side, else ('undecided', text)."""
+    diffs = {k: paired(cells, group, bench, a, b, k) for k in DECISION_K}
     ran = {k: d for k, d in diffs.items() if d is not None}
     text = ', '.join(f'K={k} {d[0]:+.3f} ± {d[1]:.3f}' for k, d in ran.items()) or 'no cell ran'
-    if any(d[0] >= MIN_GAIN and d[0] - d[1] > 0 for d in ran.values()):
-        answer = 'yes'
-    elif len(ran) == len(DECISION_K) and all(d[0] + d[1] < MIN_GAIN for d in ran.values()):
-        answer = 'not at this scale'
-    else:
-        answer = 'undecided' + (f' (not run: {", ".join(f"K={k}" for k in diffs if k not in ran)})' if len(ran) < len(diffs) else '')
+    if any(sign * d[0] >= MIN_GAIN and sign * d[0] - d[1] > 0 for d in ran.values()):
+        return 'yes', text
+    if len(ran) == len(DECISION_K) and all(sign * d[0] + d[1] < MIN_GAIN for d in ran.values()):
+        return 'not at this scale', text
+    return 'undecided' + (f' (not run: {", ".join(f"K={k}" for k in diffs if k not in ran)})' if len(ran) < len(diffs) else ''), text
+
+
+def flow_prior_answer(cells, group, bench='nongauss') -> str:
+    """Does the flow prior beat iVAE + L1 (same rule-(a) penalty)? (docs/synthetic.md, how D is read)."""
+    answer, text = bar_answer(cells, group, bench, 'cg_vae', 'ivae_l1')
     return f'cg_vae − ivae_l1: {text} -> {answer}'
 
 
+def cost_answer(cells, group, bench='hard') -> str:
+    """Does the blind alpha cost MCC where the premise fails? Each combined arm against its changes-alone twin;
+    'yes' if either costs, 'not at this scale' if both are cleared, else 'undecided' (how B is read)."""
+    answers = [(f'{a} − {b}',) + bar_answer(cells, group, bench, a, b, sign=-1)
+               for a, b in (('cg_vae', 'cg_vae_nosparse'), ('ivae_l1', 'ivae'))]
+    overall = ('yes' if any(x[1] == 'yes' for x in answers) else
+               'not at this scale' if all(x[1] == 'not at this scale' for x in answers) else 'undecided')
+    return '; '.join(f'{name}: {text} ({answer})' for name, answer, text in answers) + f' -> {overall}'
+
+
 def apart(rows: list) -> list:
-    """D, outside the verdict: the gain test and the flow-prior question, one pair of lines per settings group."""
+    """D and B, outside the verdict: the gain test and each one's question, one pair of lines per settings group."""
     cells = cells_of(rows)
     lines = []
-    for group in sorted({g for g, bench, *_ in cells if bench == 'nongauss'}, key=str):
-        lines += [f'n = {dict(group)["n"]}, D (nongauss, outside the verdict): {gain_test_line(cells, group, "nongauss")}',
-                  f'  does the flow prior earn its place? {flow_prior_answer(cells, group)}']
+    for bench, label, question, answer in (('nongauss', 'D (nongauss', 'does the flow prior earn its place?', flow_prior_answer),
+                                           ('hard', 'B (hard, negative control', 'does the blind alpha cost MCC?', cost_answer)):
+        for group in sorted({g for g, b, *_ in cells if b == bench}, key=str):
+            lines += [f'n = {dict(group)["n"]}, {label}, outside the verdict): {gain_test_line(cells, group, bench)}',
+                      f'  {question} {answer(cells, group, bench)}']
     return lines
 
 #----------------------------------------------------------------------------

@@ -102,16 +102,20 @@ def test_decision_rule_supported_refuted_and_not_decided():
     assert decision(partial)[1].endswith('not run: cg_vae K=4 -> not decided')
 
 
-def _nongauss(flow_gain, ks=(2, 3, 4), noise=0.01):
+def _apart_rows(bench, offsets, ks=(2, 3, 4), noise=0.01):
+    """Ten seeds per K of the five arms the readings apart use; each arm is a shared base plus its offset."""
     rng = np.random.default_rng(1)
     rows = []
     for k in ks:
         for s in range(10):
             base = 0.7 + 0.05 * rng.standard_normal()
-            rows += [_row(m, k, s, base + noise * rng.standard_normal(), 'nongauss') for m in ('cg_vae_nosparse', 'ivae', 'sparse_only')]
-            rows.append(_row('ivae_l1', k, s, base + 0.1 + noise * rng.standard_normal(), 'nongauss'))
-            rows.append(_row('cg_vae', k, s, base + 0.1 + flow_gain + noise * rng.standard_normal(), 'nongauss'))
+            rows += [_row(m, k, s, base + offsets.get(m, 0.0) + noise * rng.standard_normal(), bench)
+                     for m in ('cg_vae_nosparse', 'ivae', 'sparse_only', 'ivae_l1', 'cg_vae')]
     return rows
+
+
+def _nongauss(flow_gain, **kw):
+    return _apart_rows('nongauss', dict(ivae_l1=0.1, cg_vae=0.1 + flow_gain), **kw)
 
 
 def test_d_is_read_apart_with_the_flow_prior_question():
@@ -122,6 +126,20 @@ def test_d_is_read_apart_with_the_flow_prior_question():
     assert apart(_nongauss(0.0, noise=0.2))[1].endswith('-> undecided')       # intervals too wide to say
     assert apart(_nongauss(0.0, ks=(2, 3)))[1].endswith('-> undecided (not run: K=4)')
     assert apart(_grid(0.1, 0.0, 0.0)) == [] and decision(_nongauss(0.1)) == []   # D never enters the verdict
+
+
+def test_b_is_read_apart_with_the_cost_question():
+    lines = apart(_apart_rows('hard', dict(cg_vae=-0.1, ivae_l1=-0.1)))
+    assert len(lines) == 2 and lines[0].startswith('n = 5, B (hard, negative control, outside the verdict): cg_vae K=2 -0.1')
+    assert 'shows the gain' not in lines[0] and lines[1].endswith('-> yes')       # the blind alpha costs 0.1
+    assert '(yes)' in apart(_apart_rows('hard', dict(cg_vae=-0.1)))[1]              # one twin costing is enough
+    assert apart(_apart_rows('hard', dict(cg_vae=-0.1)))[1].endswith('-> yes')
+    assert apart(_apart_rows('hard', {}))[1].endswith('-> not at this scale')      # every lower end above -0.05
+    assert 'shows the gain' in apart(_apart_rows('hard', dict(cg_vae=0.1, ivae_l1=0.1)))[0]  # against the premise: shown
+    assert apart(_apart_rows('hard', {}, noise=0.2))[1].endswith('-> undecided')
+    assert apart(_apart_rows('hard', {}, ks=(2,)))[1].endswith('-> undecided')
+    both = apart(_apart_rows('hard', {}) + _nongauss(0.0))
+    assert [x.split(',')[1] for x in both[::2]] == [' D (nongauss', ' B (hard'] and decision(_apart_rows('hard', {})) == []
 
 
 def test_decision_reads_c_of_the_same_size_only_and_gives_one_verdict_per_a():
