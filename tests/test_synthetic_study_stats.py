@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from synthetic_study.report import apart, calibration_table, decision, summarise
+from synthetic_study.report import apart, audit_table, calibration_table, decision, summarise
 from synthetic_study.settings import CALIBRATION
 from synthetic_study.settings import SETTING_KEYS
 from synthetic_study.stats import blind_alpha, mean_interval, paired_differences
@@ -149,3 +149,12 @@ def test_decision_reads_c_of_the_same_size_only_and_gives_one_verdict_per_a():
     assert decision(other_size)[1].endswith('on C: not run -> not decided')  # C of another m is not A's control
 
 #----------------------------------------------------------------------------
+
+
+def test_audit_table_counts_the_data_sets_where_reading_x_beats_the_alpha_0_fit():
+    audit = [dict(benchmark='hard', n=5, K=3, seed=s, l1_true=8.0, l1_readx=5.0) for s in range(3)]
+    fits = [_row('cg_vae_nosparse', 3, s, 0.7, 'hard', l1_fit=f) for s, f in ((0, 7.5), (1, 4.0))]  # seed 2 not fitted
+    line = audit_table(audit, fits).splitlines()[2]
+    assert line.startswith('| hard | 5 | 3 | 3 | 8.00 ± 0.00 | 5.00 ± 0.00 | 5.75 ± 2.47 (2) |')
+    assert line.endswith('| 3 of 3 | 1 of 2 |')                          # x sparser than the fit on seed 0 only
+    assert audit_table(audit, []).splitlines()[2].endswith('| 3 of 3 | not run |')
