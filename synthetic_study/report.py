@@ -168,10 +168,10 @@ def apart(rows: list) -> list:
     """D and B, outside the verdict: the gain test and each one's question, one pair of lines per settings group."""
     cells = cells_of(rows)
     lines = []
-    for bench, label, question, answer in (('nongauss', 'D (nongauss', 'does the flow prior earn its place?', flow_prior_answer),
-                                           ('hard', 'B (hard, negative control', 'does the blind alpha cost MCC?', cost_answer)):
+    for bench, label, question, answer in (('nongauss', 'D (nongauss, outside the verdict)', 'does the flow prior earn its place?', flow_prior_answer),
+                                           ('hard', 'B (hard, negative control, outside the verdict)', 'does the blind alpha cost MCC?', cost_answer)):
         for group in sorted({g for g, b, *_ in cells if b == bench}, key=str):
-            lines += [f'n = {dict(group)["n"]}, {label}, outside the verdict): {gain_test_line(cells, group, bench)}',
+            lines += [f'n = {dict(group)["n"]}, {label}: {gain_test_line(cells, group, bench)}',
                       f'  {question} {answer(cells, group, bench)}']
     return lines
 
