@@ -102,6 +102,16 @@ def test_decision_rule_supported_refuted_and_not_decided():
     assert decision(partial)[1].endswith('not run: cg_vae K=4 -> not decided')
 
 
+
+@pytest.mark.parametrize('mcc, status', [(0.95, 'passed'), (0.8, 'failed')])
+def test_c_has_its_own_positive_control_which_qualifies_but_never_changes_the_verdict(mcc, status):
+    rows = _grid(0.1, 0.0, 0.0) + [_row('ivae', 40, s, mcc, 'dense', density=0.5) for s in range(5)]
+    lines = decision(rows)
+    assert lines[1] == f'  C\'s own control (iVAE, K = 40, C; qualifies "absent on C" when failed): {status} (MCC {mcc:.3f} over 5 seeds)'
+    assert len(lines) > 2 and all(line.endswith('-> supported') for line in lines[2:])   # the rule as fixed reads C at K* only
+    other_size = [dict(r, m=20) if r['benchmark'] == 'dense' and r['K'] == 40 else r for r in rows]
+    assert not any('own control' in line for line in decision(other_size))  # C pairs with A of the same size only
+
 def _apart_rows(bench, offsets, ks=(2, 3, 4), noise=0.01):
     """Ten seeds per K of the five arms the readings apart use; each arm is a shared base plus its offset."""
     rng = np.random.default_rng(1)
