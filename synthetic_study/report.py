@@ -8,7 +8,7 @@ import numpy as np
 import dnnlib
 from synthetic_study.grid import GridError, calibrated_alpha
 from synthetic_study.premise import outside_premise
-from synthetic_study.settings import DATA_KEYS, DECISION_K, STUDY_KEYS
+from synthetic_study.settings import CONFIRM_ALSO_K, CONFIRM_K, CONFIRM_SEEDS, DATA_KEYS, DECISION_K, STUDY_KEYS
 from synthetic_study.stats import mean_interval, paired_differences
 
 COMBINED = ('cg_vae', 'ivae_l1')                          # changes and sparsity together (rule a)
@@ -136,11 +136,29 @@ def decision(rows: list) -> list:
     return lines
 
 
-def gain_test_line(cells, group, bench) -> str:
-    """The rule's gain test of each combined arm at each decision K, as one line (for the benchmarks read apart)."""
+def confirmation(rows: list) -> list:
+    """The K = 8 pattern tested on fresh seeds (docs/synthetic.md): the rule's gain test on A at CONFIRM_K
+    with CONFIRM_SEEDS alone decides; CONFIRM_ALSO_K on those seeds, and the pooled seeds, are printed beside it."""
+    cells = cells_of(rows)
+    fresh = {key: {s: r for s, r in by.items() if s in CONFIRM_SEEDS} for key, by in cells.items()}
+    fresh = {key: by for key, by in fresh.items() if len(by) == len(CONFIRM_SEEDS)}   # a cell counts when every fresh seed ran
+    seeds = f'seeds {CONFIRM_SEEDS[0]}-{CONFIRM_SEEDS[-1]}'
+    lines = []
+    for group in sorted({g for g, bench, _, k in fresh if bench == 'sparse' and k in (CONFIRM_K, CONFIRM_ALSO_K)}, key=str):
+        decisive = [combined_gain(fresh, group, 'sparse', arm, CONFIRM_K) for arm in COMBINED]
+        verdict = ('confirmed' if any(g and g[1] for g in decisive) else
+                   'not confirmed' if all(g is not None for g in decisive) else 'not decided (cells missing)')
+        lines += [f'n = {dict(group)["n"]}, A at K = {CONFIRM_K} on fresh {seeds}: {gain_test_line(fresh, group, "sparse", (CONFIRM_K,))} -> {verdict}',
+                  f'  beside it, deciding nothing: {seeds}: {gain_test_line(fresh, group, "sparse", (CONFIRM_ALSO_K,))}; '
+                  f'every seed: {gain_test_line(cells, group, "sparse", (CONFIRM_K,))}']
+    return lines
+
+
+def gain_test_line(cells, group, bench, ks=DECISION_K) -> str:
+    """The rule's gain test of each combined arm at each K, as one line (for the readings apart from the verdict)."""
     parts = []
     for arm in COMBINED:
-        for k in DECISION_K:
+        for k in ks:
             g = combined_gain(cells, group, bench, arm, k)
             parts.append(f'{arm} K={k} ' + ('not run' if g is None else f'{g[0]:+.3f}' + (' shows the gain' if g[1] else '')))
     return '; '.join(parts)
@@ -239,6 +257,9 @@ def calibration_table(calibration: list) -> str:
 def markdown(summary: list, rows: list, audit_rows: list, calibration: list = ()) -> str:
     cells = cells_of(rows)
     lines = ['## Decision rule on the runs at hand\n'] + [f'    {x}' for x in decision(rows)] + ['']
+    confirm = confirmation(rows)
+    if confirm:
+        lines += ['## The K = 8 pattern on fresh seeds\n'] + [f'    {x}' for x in confirm] + ['']
     read_apart = apart(rows)
     if read_apart:
         lines += ['## Read apart from the verdict\n'] + [f'    {x}' for x in read_apart] + ['']

@@ -21,11 +21,14 @@ STAGES = (
     ('decision: C',      'dense',    (2, 3, 4),                 ALL_ARMS, range(10)),
     ('large K',          'sparse',   (11, 20, 40),              ALL_ARMS, range(5)),
     ('rest of A',        'sparse',   (1, 6, 8),                 ALL_ARMS, range(5)),
+    ('confirmation: A',  'sparse',   (8, 6),                    ('cg_vae', 'ivae_l1', 'cg_vae_nosparse', 'ivae', 'sparse_only'), range(5, 10)),
     ('rest of C',        'dense',    (1, 6, 8, 11, 20, 40),     ALL_ARMS, range(5)),
     ('D',                'nongauss', (1, 2, 3, 4, 6, 8, 11, 20, 40), ALL_ARMS, range(5)),
     ('B',                'hard',     (1, 2, 3, 4, 6, 8, 11, 20, 40), ALL_ARMS, range(5)),
 )
 DECISION_K = (2, 3, 4)  # the K of A (and C) the decision rule reads: the 'decision' stages, 10 seeds each
+CONFIRM_K, CONFIRM_ALSO_K = 8, 6  # the K = 8 pattern of seeds 0-4 is confirmed on fresh seeds (docs/synthetic.md)
+CONFIRM_SEEDS = tuple(range(5, 10))
 CALIBRATION = dict(K=3, seeds=(100, 101, 102, 103, 104), alphas=(0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0))
 MAX_SEED = 10**8
 

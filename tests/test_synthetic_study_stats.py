@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from synthetic_study.report import apart, audit_table, calibration_table, decision, summarise
+from synthetic_study.report import apart, audit_table, calibration_table, confirmation, decision, summarise
 from synthetic_study.settings import CALIBRATION
 from synthetic_study.settings import SETTING_KEYS
 from synthetic_study.stats import blind_alpha, mean_interval, paired_differences
@@ -150,6 +150,33 @@ def test_b_is_read_apart_with_the_cost_question():
     assert apart(_apart_rows('hard', {}, ks=(2,)))[1].endswith('-> undecided')
     both = apart(_apart_rows('hard', {}) + _nongauss(0.0))
     assert [x.split(',')[1] for x in both[::2]] == [' D (nongauss', ' B (hard'] and decision(_apart_rows('hard', {})) == []
+
+
+def _k8(gain_old, gain_fresh, drop=()):
+    """A at K = 8 and 6 on seeds 0-9: the combined arms gain gain_old on seeds 0-4 and gain_fresh on 5-9."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for k in (6, 8):
+        for s in range(10):
+            base, gain = 0.8 + 0.05 * rng.standard_normal(), gain_old if s < 5 else gain_fresh
+            rows += [_row(m, k, s, base + (gain if m in ('cg_vae', 'ivae_l1') else 0.0) + 0.01 * rng.standard_normal())
+                     for m in ('cg_vae_nosparse', 'ivae', 'sparse_only', 'ivae_l1', 'cg_vae') if (m, k, s) not in drop]
+    return rows
+
+
+def test_the_k8_pattern_is_confirmed_on_the_fresh_seeds_alone():
+    lines = confirmation(_k8(0.0, 0.1))
+    assert lines[0].startswith('n = 5, A at K = 8 on fresh seeds 5-9: cg_vae K=8 +0.') and lines[0].endswith('-> confirmed')
+    assert 'seeds 5-9: cg_vae K=6 +0.' in lines[1] and 'every seed: cg_vae K=8 +0.' in lines[1]
+    found_before = confirmation(_k8(0.1, 0.0))                     # the seeds the pattern was found on do not count
+    pooled = float(found_before[1].split('every seed: cg_vae K=8 ')[1].split()[0].rstrip(';'))
+    assert found_before[0].endswith('-> not confirmed') and 0.03 < pooled < 0.07   # half the seeds gain 0.1
+    one_arm = confirmation([r for r in _k8(0.0, 0.1) if not (r['model'] == 'cg_vae' and r['seed'] >= 5)])[0]
+    assert 'cg_vae K=8 not run; ivae_l1 K=8 +0.' in one_arm and one_arm.endswith('-> confirmed')   # either combined arm is enough
+    partial = _k8(0.0, 0.0, drop={('ivae', 8, 9)})                 # a fresh seed missing: the cell does not count
+    assert confirmation(partial)[0].endswith('-> not decided (cells missing)')
+    old_only = [r for r in _k8(0.1, 0.1) if r['seed'] < 5]
+    assert confirmation(old_only) == [] and decision(_k8(0.0, 0.1))[1:] == decision(old_only)[1:]   # the verdict never reads K = 8
 
 
 def test_decision_reads_c_of_the_same_size_only_and_gives_one_verdict_per_a():
