@@ -228,7 +228,7 @@ def grid_stages(benchmarks, domains, seeds, models):
                  for b in benchmarks or ['sparse'])
 
 
-def prepare_sweep(outdir, benchmarks, domains, seeds, models, alpha, ensemble, kwargs):
+def prepare_sweep(outdir, benchmarks, domains, seeds, models, alpha, ensemble, kwargs, shard=(0, 1)):
     stages = grid_stages(benchmarks, domains, seeds, models)
     benches = sorted({s[1] for s in stages})
     max_k = max(k for s in stages for k in s[2])
@@ -254,9 +254,8 @@ def prepare_sweep(outdir, benchmarks, domains, seeds, models, alpha, ensemble, k
                                 f'this sweep asks {a["alpha_rule"]} {a["alpha"]}; use another --outdir')
     except GridError as e:
         fail(e)
-    runnable = tuple((st, b, ks, tuple(a for a in arms if alphas[b, a]), s) for st, b, ks, arms, s in stages)
-    cells = todo_cells(runnable, rows, study, data, alphas, ensemble)
     pending = {key: a or dict(alpha_rule='blind', alpha=None) for key, a in alphas.items()}  # for the estimate
+    cells = [c for c in todo_cells(stages, rows, study, data, pending, ensemble, shard) if alphas[c[1], c[3]]]
     every = todo_cells(stages, rows, study, data, pending, ensemble)
     blocked = sorted({key for key, a in alphas.items() if a is None})
     note = [] if not blocked else [f'not runnable until calibrated (synthetic.py calibrate): '
@@ -306,14 +305,13 @@ def sweep(outdir, benchmarks, domains, seeds, models, alpha, ensemble, processes
         assert 0 <= index < count <= 2
     except (ValueError, AssertionError):
         raise click.BadParameter('expected i/n with 0 <= i < n <= 2, e.g. 0/2', param_hint='--shard') from None
-    study, data, rows, alphas, cells, _, note = prepare_sweep(outdir, benchmarks, domains, seeds, models, alpha, ensemble, kwargs)
+    study, data, rows, alphas, cells, _, note = prepare_sweep(outdir, benchmarks, domains, seeds, models, alpha, ensemble, kwargs,
+                                                              (index, count))
     click.echo('\n'.join(plan_lines(cells, seconds_per_run(rows, study['max_steps']), processes) + [f'skipped: {m}' for m in note]))
     path = results_path(outdir, (index, count), tag)
     mine = read_lines(path)
     os.makedirs(outdir, exist_ok=True)
-    for num, (stage, b, k, arm, s) in enumerate(cells):
-        if num % count != index:
-            continue
+    for stage, b, k, arm, s in cells:
         start = time.time()
         try:
             mine += run_cell(b, arm, k, s, study, data[b], alphas[b, arm])

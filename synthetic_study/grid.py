@@ -105,13 +105,21 @@ def arm_alpha(arm: str, benchmark: str, alpha, calibration: list) -> dict:
 
 #----------------------------------------------------------------------------
 
-def todo_cells(stages, rows: list, study: dict, data_kwargs: dict, alphas: dict, ensemble: int) -> list:
-    """Cells not yet run, in stage order: (stage, benchmark, K, arm, seeds), at most `ensemble` seeds each."""
+def todo_cells(stages, rows: list, study: dict, data_kwargs: dict, alphas: dict, ensemble: int, shard=(0, 1)) -> list:
+    """Cells not yet run, in stage order: (stage, benchmark, K, arm, seeds), at most `ensemble` seeds each.
+
+    shard (i, n) keeps the (stage, benchmark, K, arm) groups whose position in the whole grid is i mod n. The
+    position counts done groups too, so shards started at different times (or one restarted after a kill,
+    when more is done) never pick the same group and together leave none out."""
     done = {run_key(r) for r in rows}
     out = []
+    position = -1
     for stage, bench, ks, arms, seeds in stages:
         for k in ks:
             for arm in arms:
+                position += 1
+                if position % shard[1] != shard[0]:
+                    continue
                 a = alphas[bench, arm]
                 left = [s for s in seeds if run_key(dict(benchmark=bench, model=arm, K=k, seed=s, **study, **data_kwargs[bench], **a)) not in done]
                 out += [(stage, bench, k, arm, left[i:i + ensemble]) for i in range(0, len(left), ensemble)]

@@ -2,10 +2,13 @@
 blind arms, the plan's estimate, the report, and one sentence for bad input."""
 import json
 
+import numpy as np
+
 from click.testing import CliRunner
 
 import synthetic
-from synthetic_study.settings import SETTING_KEYS, run_key
+from synthetic_study.grid import todo_cells
+from synthetic_study.settings import DATA_KEYS, SETTING_KEYS, STAGES, STUDY_KEYS, run_key
 
 TINY = ['--n=4', '--samples=20', '--max-steps=4', '--eval-every=2', '--patience=1', '--hidden=8']
 GRID = ['--benchmarks=sparse,dense', '--domains=2', '--seeds=0,1', '--models=ivae,cg_vae_nosparse,cg_vae']
@@ -59,17 +62,37 @@ def test_sweep_refuses_a_folder_with_other_settings(tmp_path):
 
 def test_sharded_sweeps_split_the_cells_and_a_run_prints_its_lines(tmp_path):
     runner = CliRunner()
-    args = ['sweep', f'--outdir={tmp_path}', '--benchmarks=sparse', '--domains=2,3', '--seeds=0', '--models=ivae'] + TINY
-    assert runner.invoke(synthetic.main, args + ['--shard=1/2']).exit_code == 0
+    args = ['sweep', f'--outdir={tmp_path}', '--benchmarks=sparse', '--domains=2,3,4', '--seeds=0', '--models=ivae'] + TINY
     res = runner.invoke(synthetic.main, args + ['--shard=0/2'])
-    assert res.exit_code == 0 and '1 runs to do' in res.output
+    assert res.exit_code == 0 and '2 runs to do' in res.output, res.output
+    # started later, when shard 0 is done: a shard is a fixed part of the grid, not of what is left to do
+    res = runner.invoke(synthetic.main, args + ['--shard=1/2'])
+    assert res.exit_code == 0 and '1 runs to do' in res.output, res.output
     ks = [json.loads(line)['K'] for f in ('results-0-of-2.jsonl', 'results-1-of-2.jsonl') for line in open(tmp_path / f)]
-    assert ks == [2, 3]
+    assert ks == [2, 4, 3]
+    res = runner.invoke(synthetic.main, args + ['--shard=0/2'])  # restarted after the other finished: nothing twice
+    assert res.exit_code == 0 and '0 runs to do' in res.output, res.output
     res = runner.invoke(synthetic.main, ['run', '--model=ivae', '--domains=2', '--seeds=4,5'] + TINY)
     lines = [json.loads(line) for line in res.output.strip().splitlines() if line.startswith('{')]
     assert res.exit_code == 0 and [r['seed'] for r in lines] == [4, 5] and lines[0]['ensemble'] == 2
     row = dict(lines[0])
     assert run_key(dict(row, mcc_heldout=0.0)) == run_key(row) != run_key(dict(row, alpha=0.3))
+
+
+def test_shards_are_disjoint_and_cover_the_grid_whatever_each_saw_done():
+    study, data = dict.fromkeys(STUDY_KEYS, 0), {b: dict.fromkeys(DATA_KEYS, 0) for b in {s[1] for s in STAGES}}
+    alphas = {(b, arm): dict(alpha_rule='none', alpha=0.0) for _, b, _, arms, _ in STAGES for arm in arms}
+    cells = lambda rows, shard=(0, 1): {(b, k, arm, s) for _, b, k, arm, seeds in todo_cells(STAGES, rows, study, data, alphas, 10, shard)
+                                        for s in seeds}
+    every = sorted(cells([]))
+    rng = np.random.default_rng(0)
+    done = lambda frac: [dict(benchmark=b, model=arm, K=k, seed=s, **study, **data[b], **alphas[b, arm])
+                         for b, k, arm, s in every if rng.random() < frac]
+    early, late = done(0.2), done(0.6)  # what each shard found done when it started
+    zero, one = cells(early, (0, 2)), cells(late, (1, 2))
+    left = cells(early + late)
+    assert not (zero & one) and left <= zero | one and zero | one <= set(every)
+    assert abs(len(cells([], (0, 2))) - len(cells([], (1, 2)))) < 0.2 * len(every)  # and about half each
 
 
 def test_bad_input_is_one_sentence(tmp_path):
