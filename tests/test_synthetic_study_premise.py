@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from synthetic_study.data import benchmark_settings, make_synthetic_dataset
-from synthetic_study.premise import audit_dataset, outside_premise, true_jacobian
+from synthetic_study import premise
+from synthetic_study.fit import L1_POINTS, spread
+from synthetic_study.premise import MAX_SELECTIONS, audit_dataset, outside_premise, readx_l1, selections, swap_descent, true_jacobian
 from synthetic_study.support_recovery import support_f1, thresholded_support
 
 #----------------------------------------------------------------------------
@@ -33,6 +35,33 @@ def test_audit_matches_a_naive_computation_on_a_sparse_mixing():
         vals = [float((j.double() @ torch.linalg.inv(j[sel].double()) * xs[:, sel].std(0).double()).abs().sum()) for j in jacs]
         best = min(best, np.mean(vals))
     assert a['l1_readx'] == pytest.approx(best, rel=1e-4)
+
+
+def test_sampled_selections_are_invertible_so_n10_reading_x_is_measured():
+    d = make_synthetic_dataset(n=10, num_domains=2, samples=60, seed=3, **benchmark_settings('sparse', 10))
+    sels = selections(20, 10, np.random.default_rng(0), d.support.astype(bool))
+    weights = np.random.default_rng(1).normal(size=d.support.shape) * d.support  # generic values on the support
+    assert len(sels) == MAX_SELECTIONS and len({tuple(s) for s in sels}) == len(sels)
+    assert all(len(s) == 10 and abs(np.linalg.det(weights[s])) > 1e-9 for s in sels)
+    a = audit_dataset(d)
+    assert np.isfinite(a['l1_readx']) and a['l1_readx'] > a['l1_true']  # A at n = 10 is inside the premise
+    assert not outside_premise(a['l1_true'], a['l1_readx'])
+
+
+def test_sampling_plus_swap_descent_bounds_the_exhaustive_minimum_from_above_at_a_local_minimum(monkeypatch):
+    d = make_synthetic_dataset(n=5, num_domains=3, samples=80, seed=4, **benchmark_settings('sparse', 5))
+    exact = audit_dataset(d)['l1_readx']  # C(10, 5) = 252 selections: every one tried
+    monkeypatch.setattr(premise, 'MAX_SELECTIONS', 3)  # now sampled, then descended
+    assert exact - 1e-6 <= audit_dataset(d)['l1_readx'] < np.inf
+    idx = spread(len(d.x_train), L1_POINTS)
+    x_std = d.x_train.std(0)
+    xs = (d.x_train[idx] - d.x_train.mean(0)) / x_std
+    jac = true_jacobian(d.mixing, d.z_train[idx], x_std).double()
+    start = selections(10, 5, np.random.default_rng(0), d.support.astype(bool))[0]
+    best, sel = swap_descent(jac, xs, start)
+    assert best <= float(readx_l1(jac, xs, torch.tensor([start]))[0])
+    swaps = [sorted(sel[:r] + [q] + sel[r + 1:]) for r in range(5) for q in range(10) if q not in sel]
+    assert float(readx_l1(jac, xs, torch.tensor(swaps)).min()) >= best - 1e-9  # no single swap lowers it
 
 
 def test_outside_premise_compares_with_both_fitting_solutions():
