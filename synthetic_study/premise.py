@@ -7,8 +7,9 @@ the quantity the sparsity term penalises, averaged over training points:
             them and g_rest o g_sel^-1 on the rest (Jacobian J J_sel^-1); the lowest over the selections
             tried: all of them up to MAX_SELECTIONS, else that many random ones among the selections the
             Jacobian's support can invert (a uniform draw of 10 of 20 sparse rows almost never can, which
-            left n = 10 with no selection at all), then single swaps from the best three while they lower it (on 400 of the points): an
-            upper bound on the cheapest reading, exact when every selection is tried. With m = n it is n.
+            left n = 10 with no selection at all), then single swaps from the best three while they lower
+            it (on 400 of the points): an upper bound on the cheapest reading, exact when every selection
+            is tried. With m = n it is n.
   l1_fit0   the CG-VAE fit at alpha = 0 (from that arm's results line)
 A data set where l1_true is not below both others is outside the premise: there the penalty pulls a model
 away from the truth, and a loss of MCC is not a failure of the method.
