@@ -15,11 +15,11 @@ import click
 import torch
 
 import dnnlib
-from synthetic_study.data import BENCHMARKS, DATA_OPTIONS, LATENTS, MAX_M, benchmark_settings, parse_support
+from synthetic_study.data import BENCHMARKS, DATA_OPTIONS, FIRST_LAYERS, LATENTS, MAX_M, benchmark_settings, parse_support
 from synthetic_study.grid import (GridError, arm_alpha, calibrated_alpha, check_folder, plan_lines, read_lines, read_results,
                                   results_path, seconds_per_run, todo_cells)
 from synthetic_study.models import ALPHA_ZERO_ARM, ARMS
-from synthetic_study.settings import ALL_ARMS, CALIBRATION, MAX_SEED, STAGES, STUDY_KEYS
+from synthetic_study.settings import ALL_ARMS, CALIBRATION, MAX_SEED, STAGES, STUDY_KEYS, with_added_keys
 
 #----------------------------------------------------------------------------
 
@@ -81,6 +81,7 @@ _data = [  # None = the benchmark's value
     click.option('--max-cond',   help='Largest condition number of a mixing layer', type=click.FloatRange(min=1)),
     click.option('--min-weight', help='Mixing weights are +-U(min_weight, 1)', type=click.FloatRange(min=0, max=1, max_open=True)),
     click.option('--latent',     help='Noise of z given u', type=click.Choice(LATENTS)),
+    click.option('--first-layer', help='First mixing layer: masked by the support, or dense (a dense Jacobian)', type=click.Choice(FIRST_LAYERS)),
     click.option('--support',    help='A fixed support: one 0/1 string per observed dim, e.g. 10,01,11', metavar='ROWS'),
 ]
 
@@ -383,8 +384,11 @@ def read_audit(path):
         return []
     with open(path) as f:
         try:
-            return [json.loads(line) for line in f if line.strip()][:MAX_SAMPLES]
+            rows = [json.loads(line) for line in f if line.strip()][:MAX_SAMPLES]
         except json.JSONDecodeError:
             raise GridError(f'{path} is not JSON lines') from None
+    if not all(isinstance(r, dict) for r in rows):
+        raise GridError(f'{path} holds a line that is not a JSON object')
+    return [with_added_keys(r) for r in rows]
 
 #----------------------------------------------------------------------------

@@ -13,6 +13,8 @@ Benchmarks (BENCHMARKS; m is given per n, every value can be overridden):
                 reading x is the minimiser of the scaled L1 (see premise.py)
   dense     (C) as A but every observed dim depends on every latent
   nongauss  (D) as A with z | u a two-component Gaussian mixture (bimodal), where a flow prior has a use
+  dense_first (E) A with the first layer dense: the same z, the same later layers, every observed dim
+                depends on every latent; the dense control that differs from A in the support alone
 """
 import numpy as np
 import torch
@@ -22,16 +24,19 @@ import dnnlib
 #----------------------------------------------------------------------------
 
 _A = dict(m_per_n=2, row_mean=2.4, min_row=1, max_row=3, singletons=-5, structural=True, standardise=True, layers=3,
-          max_cond=10.0, min_weight=0.8, latent='gauss')
+          max_cond=10.0, min_weight=0.8, latent='gauss', first_layer='support')
 BENCHMARKS = {
     'sparse':   dict(_A),
     'hard':     dict(m_per_n=1, row_mean=None, density=0.6, min_row=3, max_row=None, singletons=None, structural=True, standardise=True,
-                     layers=2, max_cond=10.0, min_weight=0.8, latent='gauss'),
+                     layers=2, max_cond=10.0, min_weight=0.8, latent='gauss', first_layer='support'),
     'dense':    dict(_A, row_mean=None, density=1.0, min_row=1, max_row=None, singletons=None, structural=False, max_cond=30.0),
     'nongauss': dict(_A, latent='mixture'),
+    'dense_first': dict(_A, first_layer='dense'),
 }
 LATENTS = ('gauss', 'laplace', 'mixture')
-DATA_OPTIONS = ('m', 'density', 'min_row', 'max_row', 'singletons', 'structural', 'standardise', 'layers', 'max_cond', 'min_weight', 'latent')
+FIRST_LAYERS = ('support', 'dense')
+DATA_OPTIONS = ('m', 'density', 'min_row', 'max_row', 'singletons', 'structural', 'standardise', 'layers', 'max_cond', 'min_weight', 'latent',
+                'first_layer')
 MAX_M = 512
 
 
@@ -236,6 +241,7 @@ def make_synthetic_dataset(
     standardise:     bool  = False,  # Feed g with latents standardised by their population mean and std.
     layers:          int   = 2,      # Layers of the mixing MLP (2 = one leaky-ReLU nonlinearity).
     latent:          str   = 'gauss',  # Noise of z | u (LATENTS).
+    first_layer:     str   = 'support',  # 'support': masked by the drawn support; 'dense': every entry (later layers unchanged).
     mean_mode:       str   = 'uniform', # 'uniform': mu ~ U(-5, 5); 'zero': centred.
     scale_range:     tuple = (0.5, 3.0),  # sigma ~ U(lo, hi), per domain and component.
     max_cond:        float = 5.0,    # Largest condition number accepted for a mixing layer.
@@ -254,6 +260,8 @@ def make_synthetic_dataset(
         raise ValueError('need num_domains >= 1, samples >= 10, heldout > 0, validation > 0 and heldout + validation < 1')
     if mean_mode not in ('uniform', 'zero'):
         raise ValueError(f'mean_mode must be "uniform" or "zero", got "{mean_mode}"')
+    if first_layer not in FIRST_LAYERS:
+        raise ValueError(f'first_layer must be one of {", ".join(FIRST_LAYERS)}, got "{first_layer}"')
     rng = np.random.default_rng([seed, 0])  # latents and split
     mix_rng = np.random.default_rng([seed, 1])  # mixing: the same g for every K at a given seed
     mu = rng.uniform(-5, 5, size=[num_domains, n]) if mean_mode == 'uniform' else np.zeros([num_domains, n])
@@ -265,6 +273,9 @@ def make_synthetic_dataset(
         support = make_support(n, m, density, mix_rng, min_row=min_row, max_row=max_row, singletons=singletons,
                                structural=structural)
     masks = layer_masks(support, layers)
+    if first_layer == 'dense':  # the later layers keep the drawn support's masks; the Jacobian becomes dense
+        masks[0] = np.ones_like(masks[0])
+        support = boolean_product(masks)
     weights = [well_conditioned_weight(mask, max_cond, mix_rng, min_weight) for mask in masks]
     biases = [np.zeros(mask.shape[0]) for mask in masks]
     shift = scale = None

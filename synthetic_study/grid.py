@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from synthetic_study.models import ARMS
-from synthetic_study.settings import CALIBRATION, DATA_KEYS, GRID_AXES, SETTING_KEYS, STUDY_KEYS, run_key
+from synthetic_study.settings import CALIBRATION, DATA_KEYS, GRID_AXES, SETTING_KEYS, STUDY_KEYS, run_key, with_added_keys
 from synthetic_study.stats import blind_alpha
 
 REQUIRED = GRID_AXES + SETTING_KEYS + ('mcc_heldout', 'mcc_observed', 'val_nelbo')
@@ -34,6 +34,8 @@ def read_lines(path: str) -> list:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 raise GridError(f'line {num} of {path} is not JSON') from None
+            if isinstance(row, dict):
+                with_added_keys(row)
             missing = [k for k in REQUIRED if not isinstance(row, dict) or k not in row]
             if missing:
                 raise GridError(f'line {num} of {path} lacks "{missing[0]}"; it was not written by this version of synthetic.py')

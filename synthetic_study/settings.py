@@ -12,6 +12,8 @@ STUDY_KEYS = ('n', 'samples', 'mean_mode', 'batch', 'l1_batch', 'lr', 'max_steps
 DATA_KEYS = DATA_OPTIONS + ('support',)
 ALPHA_KEYS = ('alpha_rule', 'alpha')  # per arm: 'none' (0), 'blind' (rule a), 'fixed' (--alpha), 'constrained' (rule b)
 SETTING_KEYS = STUDY_KEYS + DATA_KEYS + ALPHA_KEYS
+# Settings added after results were first written, with the value every line written before them had.
+ADDED_KEYS = {'first_layer': 'support'}
 
 ALL_ARMS = ('cg_vae', 'ivae_l1', 'cg_vae_nosparse', 'ivae', 'sparse_only', 'beta_vae', 'cg_vae_constrained')
 # The grid for one n, in the order it runs: the positive control and the decision cells first.
@@ -25,6 +27,8 @@ STAGES = (
     ('rest of C',        'dense',    (1, 6, 8, 11, 20, 40),     ALL_ARMS, range(5)),
     ('D',                'nongauss', (1, 2, 3, 4, 6, 8, 11, 20, 40), ALL_ARMS, range(5)),
     ('B',                'hard',     (1, 2, 3, 4, 6, 8, 11, 20, 40), ALL_ARMS, range(5)),
+    ('positive control: E', 'dense_first', (40,),           ('ivae',), range(5)),
+    ('decision: E',      'dense_first', (3, 2, 4),          ALL_ARMS, range(10)),   # K = 3 first: A's gain is there at n = 5
 )
 DECISION_K = (2, 3, 4)  # the K of A (and C) the decision rule reads: the 'decision' stages, 10 seeds each
 CONFIRM_K, CONFIRM_ALSO_K = 8, 6  # the K = 8 pattern of seeds 0-4 is confirmed on fresh seeds (docs/synthetic.md)
@@ -33,6 +37,13 @@ CALIBRATION = dict(K=3, seeds=(100, 101, 102, 103, 104), alphas=(0.0, 0.003, 0.0
 MAX_SEED = 10**8
 
 #----------------------------------------------------------------------------
+
+def with_added_keys(row: dict) -> dict:
+    """A stored line with the settings added since it was written filled in (ADDED_KEYS)."""
+    for k, v in ADDED_KEYS.items():
+        row.setdefault(k, v)
+    return row
+
 
 def run_key(row: dict) -> str:
     """Resume key: the grid axes and every setting."""
