@@ -14,7 +14,7 @@ from synthetic_study.stats import mean_interval, paired_differences
 COMBINED = ('cg_vae', 'ivae_l1')                          # changes and sparsity together (rule a)
 SINGLE = ('cg_vae_nosparse', 'ivae', 'sparse_only')       # changes alone, sparsity alone
 ARM_ORDER = ('cg_vae', 'ivae_l1', 'cg_vae_constrained', 'cg_vae_nosparse', 'ivae', 'sparse_only', 'beta_vae')
-BENCHMARK_ORDER = ('sparse', 'dense', 'nongauss', 'hard')
+BENCHMARK_ORDER = ('sparse', 'dense', 'dense_first', 'nongauss', 'hard')
 METRICS = ('mcc_heldout', 'mcc_heldout_spearman', 'mcc_observed', 'gain_over_x', 'support_f1', 'heldout_nelbo', 'l1_fit',
            'alpha_used', 'best_step', 'seconds')
 MIN_GAIN, POSITIVE_MCC = 0.05, 0.9
@@ -73,11 +73,12 @@ def combined_gain(cells, group, bench, arm, k):
 
 #----------------------------------------------------------------------------
 
-def control_groups(cells: dict, group) -> list:
-    """The settings groups holding C for the A of `group`: C has its own data settings (density, rows), so
-    it pairs with A on the study settings and the size (n from the study, m from the data)."""
+def control_groups(cells: dict, group, bench: str = 'dense') -> list:
+    """The settings groups holding `bench` that pair with `group` (another benchmark's): each benchmark has its
+    own data settings (density, rows, first layer), so they pair on the study settings and the size (n from
+    the study, m from the data)."""
     study = group[:len(STUDY_KEYS)]
-    return sorted({g for g, bench, *_ in cells if bench == 'dense' and g[:len(STUDY_KEYS)] == study
+    return sorted({g for g, b, *_ in cells if b == bench and g[:len(STUDY_KEYS)] == study
                    and dict(g)['m'] == dict(group)['m']}, key=str)
 
 
@@ -97,6 +98,12 @@ def positive_control(cells, group, bench) -> tuple:
     return status, f'{status} (MCC {mcc:.3f} over {len(pos)} seeds)'
 
 
+def shown_on_a(cells, group) -> list:
+    """(arm, K, smallest gain) for each combined arm and decision K where A shows the gain."""
+    found = ((arm, k, combined_gain(cells, group, 'sparse', arm, k)) for arm in COMBINED for k in DECISION_K)
+    return [(arm, k, g[0]) for arm, k, g in found if g is not None and g[1]]
+
+
 def decision(rows: list) -> list:
     """The decision rule of docs/synthetic.md on the runs at hand; lines of text, one verdict per settings
     group of A (C is read from the group of the same study settings and size)."""
@@ -110,14 +117,8 @@ def decision(rows: list) -> list:
         c_control = next((c for c in c_control if c[0] != 'not run'), None)
         if c_control:
             lines.append(f'  C\'s own control (iVAE, K = 40, C; qualifies "absent on C" when failed): {c_control[1]}')
-        shown, missing = [], []
-        for arm in COMBINED:
-            for k in DECISION_K:
-                g = combined_gain(cells, group, 'sparse', arm, k)
-                if g is None:
-                    missing.append(f'{arm} K={k}')
-                elif g[1]:
-                    shown.append((arm, k, g[0]))
+        shown = shown_on_a(cells, group)
+        missing = [f'{arm} K={k}' for arm in COMBINED for k in DECISION_K if combined_gain(cells, group, 'sparse', arm, k) is None]
         if shown:
             for arm, k, gain in shown:
                 large = [combined_gain(cells, group, 'sparse', arm, kk) for kk in (11, 20, 40) if kk >= 2 * n + 1]
@@ -207,6 +208,52 @@ def apart(rows: list) -> list:
 
 #----------------------------------------------------------------------------
 
+def gain_difference(cells, group_a, group_e, arm: str, single: str, k: int):
+    """Per seed, (arm − single) on A minus (arm − single) on E, paired by seed (the two share the latents):
+    (mean, 95% half-width, count), or None when a cell is missing."""
+    def gain(group, bench):
+        ca, cs = cells.get((group, bench, arm, k)), cells.get((group, bench, single, k))
+        return None if not ca or not cs else dict(zip(sorted(set(ca) & set(cs)), paired_differences(
+            {s: r['mcc_heldout'] for s, r in ca.items()}, {s: r['mcc_heldout'] for s, r in cs.items()})))
+    on_a, on_e = gain(group_a, 'sparse'), gain(group_e, 'dense_first')
+    d = paired_differences(on_a, on_e) if on_a and on_e else []
+    return mean_interval(d) if len(d) > 1 else None
+
+
+def dense_control_answer(cells, group_a, group_e, arm: str, k: int, gain: float) -> str:
+    """E at one (arm, K*) where A shows the gain, read as fixed in docs/synthetic.md."""
+    on_e = combined_gain(cells, group_e, 'dense_first', arm, k)
+    head = f'{arm} at K = {k}: gain on A {gain:+.3f}, on E '
+    if on_e is None:
+        return head + 'not run -> not decided'
+    if on_e[1]:
+        return head + f'{on_e[0]:+.3f}, the gain appears on E -> not tied to sparse mixing (the text withdraws the support)'
+    diffs = {s: gain_difference(cells, group_a, group_e, arm, s, k) for s in SINGLE}
+    text = ', '.join(f'{s} ' + ('not run' if d is None else f'{d[0]:+.3f} ± {d[1]:.3f}') for s, d in diffs.items())
+    answer = ('not decided (cells missing)' if any(d is None for d in diffs.values()) else
+              'specific to sparse mixing' if all(d[0] - d[1] > 0 for d in diffs.values()) else 'inconclusive')
+    return head + f'{on_e[0]:+.3f} (not shown); A minus E, paired by seed: {text} -> {answer}'
+
+
+def dense_control(rows: list) -> list:
+    """E (dense_first), outside the verdict: its own positive control, the gain test, and at each (arm, K*)
+    where A shows the gain, whether the gain appears on E, is specific to sparse mixing, or is inconclusive."""
+    cells = cells_of(rows)
+    lines = []
+    for group in sorted({g for g, b, *_ in cells if b == 'dense_first'}, key=str):
+        status, text = positive_control(cells, group, 'dense_first')
+        lines += [f'n = {dict(group)["n"]}, E (dense_first, the dense control, outside the verdict): {gain_test_line(cells, group, "dense_first")}',
+                  f'  E\'s own positive control (iVAE, K = 40, E): {text}']
+        if status != 'passed':
+            lines.append('  nothing is read from E until its positive control passes')
+            continue
+        pairs = [(g, x) for g in control_groups(cells, group, 'sparse') for x in shown_on_a(cells, g)]
+        lines += [f'  {dense_control_answer(cells, g, group, arm, k, gain)}' for g, (arm, k, gain) in pairs] or \
+                 ['  A shows the gain at no decision K: nothing to compare']
+    return lines
+
+#----------------------------------------------------------------------------
+
 def _ci(t, digits=3) -> str:
     mean, half, _ = t[:3]
     return f'{mean:.{digits}f}' if not np.isfinite(half) else f'{mean:.{digits}f} ± {half:.{digits}f}'
@@ -260,7 +307,7 @@ def markdown(summary: list, rows: list, audit_rows: list, calibration: list = ()
     confirm = confirmation(rows)
     if confirm:
         lines += ['## The K = 8 pattern on fresh seeds\n'] + [f'    {x}' for x in confirm] + ['']
-    read_apart = apart(rows)
+    read_apart = apart(rows) + dense_control(rows)
     if read_apart:
         lines += ['## Read apart from the verdict\n'] + [f'    {x}' for x in read_apart] + ['']
     if calibration:

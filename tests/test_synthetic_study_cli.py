@@ -60,6 +60,24 @@ def test_sweep_refuses_a_folder_with_other_settings(tmp_path):
     assert len((tmp_path / 'results.jsonl').read_bytes()) > len(before)
 
 
+def test_lines_written_before_first_layer_existed_read_as_support(tmp_path):
+    runner = CliRunner()
+    args = ['sweep', f'--outdir={tmp_path}', '--benchmarks=sparse', '--domains=2', '--seeds=0', '--models=ivae'] + TINY
+    audit = ['audit', f'--outdir={tmp_path}', '--benchmarks=sparse', '--seeds=0'] + TINY
+    assert runner.invoke(synthetic.main, args).exit_code == 0 and runner.invoke(synthetic.main, audit + ['--domains=2']).exit_code == 0
+    for name in ('results.jsonl', 'audit.jsonl'):                # as the lines of the earlier grid were written
+        rows = [json.loads(line) for line in open(tmp_path / name)]
+        assert all(r.pop('first_layer') == 'support' for r in rows)
+        (tmp_path / name).write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    res = runner.invoke(synthetic.main, args)
+    assert res.exit_code == 0 and '0 runs to do' in res.output, res.output
+    res = runner.invoke(synthetic.main, audit + ['--domains=3'])
+    assert res.exit_code == 0 and '| sparse | 4 | 2 | 1 |' in res.output and '| sparse | 4 | 3 | 1 |' in res.output, res.output
+    assert runner.invoke(synthetic.main, ['report', f'--outdir={tmp_path}']).exit_code == 0
+    res = runner.invoke(synthetic.main, args + ['--first-layer=dense'])
+    assert res.exit_code == 1 and "holds runs with first_layer='support', this command asks first_layer='dense'" in res.output
+
+
 def test_sharded_sweeps_split_the_cells_and_a_run_prints_its_lines(tmp_path):
     runner = CliRunner()
     args = ['sweep', f'--outdir={tmp_path}', '--benchmarks=sparse', '--domains=2,3,4', '--seeds=0', '--models=ivae'] + TINY

@@ -62,6 +62,20 @@ def test_controls_b_and_c():
     assert benchmark_settings('nongauss', 5).latent == 'mixture' and sparse.latent == 'gauss'
 
 
+@pytest.mark.parametrize('n', [5, 10])
+def test_e_is_a_with_a_dense_first_layer(n):
+    for seed in range(2):
+        a = make_synthetic_dataset(n=n, num_domains=3, samples=20, seed=seed, **benchmark_settings('sparse', n))
+        e = make_synthetic_dataset(n=n, num_domains=3, samples=20, seed=seed, **benchmark_settings('dense_first', n))
+        assert torch.equal(a.z_train, e.z_train) and torch.equal(a.u_test, e.u_test)    # the same latents: pairs by seed
+        assert e.support.all() and (e.mixing.w0 != 0).all() and not a.support.all()
+        assert all(np.array_equal(p, q) for p, q in zip(a.masks[1:], e.masks[1:]))
+        assert all(torch.equal(getattr(a.mixing, f'w{i}'), getattr(e.mixing, f'w{i}')) for i in (1, 2))  # A's later layers
+        assert torch.allclose(e.mixing.inverse(e.x_train), e.z_train, atol=1e-3, rtol=1e-3)
+    with pytest.raises(ValueError, match='first_layer must be one of support, dense, got "full"'):
+        make_synthetic_dataset(n=3, m=6, first_layer='full')
+
+
 @pytest.mark.parametrize('latent', ['gauss', 'laplace', 'mixture'])
 def test_unit_noise_has_zero_mean_and_unit_variance(latent):
     e = unit_noise(latent, [200000], np.random.default_rng(0))

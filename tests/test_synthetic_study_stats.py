@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from synthetic_study.report import apart, audit_table, calibration_table, confirmation, decision, summarise
+from synthetic_study.report import apart, audit_table, calibration_table, confirmation, decision, dense_control, summarise
 from synthetic_study.settings import CALIBRATION
 from synthetic_study.settings import SETTING_KEYS
 from synthetic_study.stats import blind_alpha, mean_interval, paired_differences
@@ -111,6 +111,42 @@ def test_c_has_its_own_positive_control_which_qualifies_but_never_changes_the_ve
     assert len(lines) > 2 and all(line.endswith('-> supported') for line in lines[2:])   # the rule as fixed reads C at K* only
     other_size = [dict(r, m=20) if r['benchmark'] == 'dense' and r['K'] == 40 else r for r in rows]
     assert not any('own control' in line for line in decision(other_size))  # C pairs with A of the same size only
+
+def _dense_first(gain_of_seed, control=0.95, drop=()):
+    """E: the four arms of the gain test at K = 2, 3, 4 (seeds 0-9), cg_vae gaining gain_of_seed(seed), and E's
+    own positive control; its own data settings (first_layer) as in the study."""
+    rng = np.random.default_rng(3)
+    rows = [_row('ivae', 40, s, control, 'dense_first', first_layer='dense') for s in range(5)]
+    for k in (2, 3, 4):
+        for s in range(10):
+            base = 0.7 + 0.05 * rng.standard_normal()
+            rows += [_row(m, k, s, base + (gain_of_seed(s) if m == 'cg_vae' else 0.0) + 0.005 * rng.standard_normal(),
+                          'dense_first', first_layer='dense')
+                     for m in ('cg_vae_nosparse', 'ivae', 'sparse_only', 'ivae_l1', 'cg_vae') if (m, k) not in drop]
+    return rows
+
+
+def test_e_is_read_at_the_gains_of_a_by_its_fixed_reading():
+    a = _grid(0.1, 0.0, 0.0)                                                   # cg_vae shows a 0.1 gain on A at K = 2, 3, 4
+    appears = dense_control(a + _dense_first(lambda s: 0.1))
+    assert appears[0].startswith('n = 5, E (dense_first, the dense control, outside the verdict): cg_vae K=2 +0.')
+    assert appears[1] == "  E's own positive control (iVAE, K = 40, E): passed (MCC 0.950 over 5 seeds)"
+    assert len(appears) == 5 and all(x.endswith('-> not tied to sparse mixing (the text withdraws the support)') for x in appears[2:])
+    specific = dense_control(a + _dense_first(lambda s: 0.0))
+    assert specific[2].startswith('  cg_vae at K = 2: gain on A +0.') and specific[2].endswith('-> specific to sparse mixing')
+    did = float(specific[2].split('paired by seed: cg_vae_nosparse ')[1].split()[0])
+    assert did == pytest.approx(0.1, abs=0.01)                               # A's gain 0.1 minus E's 0
+    wide = dense_control(a + _dense_first(lambda s: 0.2 if s % 2 else -0.1))   # mean 0.05 but not shown; A - E spans 0
+    assert all(x.endswith('(not shown); A minus E, paired by seed: ' + x.split('paired by seed: ')[1].split(' ->')[0] + ' -> inconclusive')
+               for x in wide[2:])
+    missing = dense_control(a + _dense_first(lambda s: 0.0, drop={('sparse_only', 3)}))
+    assert missing[3] == '  cg_vae at K = 3: gain on A ' + missing[3].split('gain on A ')[1].split(',')[0] + ', on E not run -> not decided'
+    failed = dense_control(a + _dense_first(lambda s: 0.1, control=0.8))
+    assert failed[1].endswith('failed (MCC 0.800 over 5 seeds)') and failed[2] == '  nothing is read from E until its positive control passes'
+    no_gain = dense_control(_grid(0.0, 0.0, 0.0) + _dense_first(lambda s: 0.1))
+    assert no_gain[2] == '  A shows the gain at no decision K: nothing to compare'
+    assert decision(a + _dense_first(lambda s: 0.1)) == decision(a) and apart(a + _dense_first(lambda s: 0.1)) == []   # outside the verdict
+
 
 def _apart_rows(bench, offsets, ks=(2, 3, 4), noise=0.01):
     """Ten seeds per K of the five arms the readings apart use; each arm is a shared base plus its offset."""
