@@ -349,13 +349,15 @@ def markdown(summary: list, rows: list, audit_rows: list, calibration: list = ()
 #----------------------------------------------------------------------------
 
 def draw_figure(summary: list, rows: list, path: str):
-    """Top: held-out MCC versus K per benchmark (95% bands; reading x dashed). Bottom: paired difference of
-    each combined arm minus its best single-cause competitor at each K."""
+    """Top: held-out MCC versus K per benchmark run at several K (95% bands; reading x dashed). Bottom: paired
+    difference of each combined arm minus its best single-cause competitor at each K."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     cells = cells_of(rows)
     benches = sorted({e['benchmark'] for e in summary}, key=lambda b: _rank(b, BENCHMARK_ORDER))
+    curves = [b for b in benches if len({e['K'] for e in summary if e['benchmark'] == b}) > 1]
+    benches = curves or benches   # a benchmark run at one K only (a positive control alone) is a table row, not a curve
     fig, axes = plt.subplots(2, len(benches), figsize=(4.4 * len(benches), 6.4), squeeze=False)
     colors = dict(zip(ARM_ORDER, ['C0', 'C1', 'C5', 'C2', 'C3', 'C4', 'C7']))
     for col, bench in enumerate(benches):

@@ -148,6 +148,18 @@ def test_e_is_read_at_the_gains_of_a_by_its_fixed_reading():
     assert decision(a + _dense_first(lambda s: 0.1)) == decision(a) and apart(a + _dense_first(lambda s: 0.1)) == []   # outside the verdict
 
 
+def test_figure_leaves_out_a_benchmark_run_at_one_k(tmp_path):
+    from PIL import Image
+    from synthetic_study.report import draw_figure
+    a = [_row(m, k, s, 0.7 + 0.01 * s) for m in ('ivae', 'cg_vae') for k in (2, 3) for s in range(3)]
+    e = [_row('ivae', 40, s, 0.8, 'dense_first', first_layer='dense') for s in range(3)]
+    widths = []
+    for rows in (a, a + e, e):
+        draw_figure(summarise(rows), rows, str(tmp_path / 'f.png'))
+        widths.append(Image.open(tmp_path / 'f.png').size[0])
+    assert widths[0] == widths[1] == widths[2]                 # one panel each: E alone is drawn only when nothing else is
+
+
 def _apart_rows(bench, offsets, ks=(2, 3, 4), noise=0.01):
     """Ten seeds per K of the five arms the readings apart use; each arm is a shared base plus its offset."""
     rng = np.random.default_rng(1)
