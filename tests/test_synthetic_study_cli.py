@@ -135,5 +135,9 @@ def test_bad_input_is_one_sentence(tmp_path):
     res = runner.invoke(synthetic.main, ['report', f'--outdir={tmp_path}'])
     assert res.exit_code == 1 and 'is not JSON' in res.output
     assert not (tmp_path / 'big').exists()
+    (tmp_path / 'results.jsonl').unlink()
+    (tmp_path / 'audit.jsonl').write_text('[1, 2]\n')
+    res = runner.invoke(synthetic.main, ['report', f'--outdir={tmp_path}'])
+    assert res.exit_code == 1 and 'audit.jsonl holds a line that is not a JSON object' in res.output and 'Traceback' not in res.output
 
 #----------------------------------------------------------------------------
