@@ -49,12 +49,15 @@ def summarise(rows: list) -> list:
     return sorted(out, key=lambda e: (str(e['settings']), _rank(e['benchmark'], BENCHMARK_ORDER), _rank(e['model'], ARM_ORDER), e['K']))
 
 
+def seed_differences(cells: dict, group, bench, a: str, b: str, k: int) -> dict:
+    """{seed: MCC of a − MCC of b} on the seeds both ran (empty when a cell is missing)."""
+    ca, cb = cells.get((group, bench, a, k)) or {}, cells.get((group, bench, b, k)) or {}
+    return {s: ca[s]['mcc_heldout'] - cb[s]['mcc_heldout'] for s in sorted(set(ca) & set(cb))}
+
+
 def paired(cells: dict, group, bench, a: str, b: str, k: int):
     """Paired MCC difference a - b on the seeds both ran: (mean, 95% half-width, count, SE) or None."""
-    ca, cb = cells.get((group, bench, a, k)), cells.get((group, bench, b, k))
-    if not ca or not cb:
-        return None
-    d = paired_differences({s: r['mcc_heldout'] for s, r in ca.items()}, {s: r['mcc_heldout'] for s, r in cb.items()})
+    d = list(seed_differences(cells, group, bench, a, b, k).values())
     if not d:
         return None
     mean, half, count = mean_interval(d)
@@ -211,12 +214,8 @@ def apart(rows: list) -> list:
 def gain_difference(cells, group_a, group_e, arm: str, single: str, k: int):
     """Per seed, (arm − single) on A minus (arm − single) on E, paired by seed (the two share the latents):
     (mean, 95% half-width, count), or None when a cell is missing."""
-    def gain(group, bench):
-        ca, cs = cells.get((group, bench, arm, k)), cells.get((group, bench, single, k))
-        return None if not ca or not cs else dict(zip(sorted(set(ca) & set(cs)), paired_differences(
-            {s: r['mcc_heldout'] for s, r in ca.items()}, {s: r['mcc_heldout'] for s, r in cs.items()})))
-    on_a, on_e = gain(group_a, 'sparse'), gain(group_e, 'dense_first')
-    d = paired_differences(on_a, on_e) if on_a and on_e else []
+    d = paired_differences(seed_differences(cells, group_a, 'sparse', arm, single, k),
+                           seed_differences(cells, group_e, 'dense_first', arm, single, k))
     return mean_interval(d) if len(d) > 1 else None
 
 
