@@ -16,8 +16,8 @@ import torch
 
 import dnnlib
 from synthetic_study.data import BENCHMARKS, DATA_OPTIONS, FIRST_LAYERS, LATENTS, MAX_M, benchmark_settings, parse_support
-from synthetic_study.grid import (GridError, arm_alpha, calibrated_alpha, check_folder, plan_lines, read_lines, read_results,
-                                  results_path, seconds_per_run, todo_cells)
+from synthetic_study.grid import (GridError, alpha_accepted, arm_alpha, calibrated_alpha, check_folder, plan_lines,
+                                  read_lines, read_results, results_path, seconds_per_run, todo_cells)
 from synthetic_study.models import ALPHA_ZERO_ARM, ARMS
 from synthetic_study.settings import ALL_ARMS, CALIBRATION, MAX_SEED, STAGES, STUDY_KEYS, with_added_keys
 
@@ -187,11 +187,13 @@ def run_cell(benchmark, arm, K, seeds, study, data_kwargs, a):
 @click.option('--domains',   help='K of the calibration', type=click.IntRange(min=1, max=10000), default=CALIBRATION['K'], show_default=True)
 @click.option('--seeds',     help='Seeds outside the grid', callback=parse_list(int, 0), default=','.join(map(str, CALIBRATION['seeds'])), show_default=True)
 @click.option('--alphas',    help='Alpha grid (must hold 0)', callback=parse_list(float, 0.0), default=','.join(map(str, CALIBRATION['alphas'])), show_default=True)
+@click.option('--every-alpha', help='Train every alpha (default: alpha = 0, then from the largest down, stopping at the first the rule accepts: the same choice)', is_flag=True)
 @options(_study)
 @options(_data)
-def calibrate(outdir, benchmark, models, domains, seeds, alphas, **kwargs):
-    """Rule (a): per arm, train every alpha x seed on seeds outside the grid and take the largest alpha whose
-    validation nELBO is within max(0.05 nats, 2 paired SE) of alpha = 0 (same arm)."""
+def calibrate(outdir, benchmark, models, domains, seeds, alphas, every_alpha, **kwargs):
+    """Rule (a): per arm, take the largest alpha whose validation nELBO (seeds outside the grid) is within
+    max(0.05 nats, 2 paired SE) of alpha = 0 (same arm). Trains alpha = 0, then the alphas from the largest
+    down until one is accepted (--every-alpha trains them all)."""
     study, data = settings(kwargs, [benchmark], domains, len(seeds))
     if 0.0 not in alphas:
         raise click.BadParameter('the alpha grid must hold 0, the reference', param_hint='--alphas')
@@ -204,7 +206,7 @@ def calibrate(outdir, benchmark, models, domains, seeds, alphas, **kwargs):
         check_folder(rows, study, data, path)
         for arm in models:
             done = {(r['seed'], r['alpha']) for r in rows if r['benchmark'] == benchmark and r['model'] == arm and r['K'] == domains}
-            for a in alphas:  # one ensemble per alpha, saved when it ends: a killed calibration resumes
+            for a in [0.0] + sorted({a for a in alphas if a != 0.0}, reverse=True):  # one ensemble per alpha, saved when it ends: a killed calibration resumes
                 members = [(s, a) for s in seeds if (s, a) not in done]
                 if members:
                     start = time.time()
@@ -213,6 +215,8 @@ def calibrate(outdir, benchmark, models, domains, seeds, alphas, **kwargs):
                     click.echo(f'{arm} alpha {a}: {len(members)} runs in {time.time() - start:.0f} s', err=True)
                     with dnnlib.util.atomic_write(path, 'w') as f:
                         f.write(''.join(json.dumps(r) + '\n' for r in rows))
+                if a != 0.0 and not every_alpha and alpha_accepted(rows, benchmark, arm, a):
+                    break
             alpha, table = calibrated_alpha(rows, benchmark, arm)
             click.echo(f'{benchmark} {arm}: alpha = {alpha} (' + ', '.join(f'{a}: {d:+.3f} ± {se:.3f}{"" if ok else " x"}'
                                                                          for a, (d, se, ok) in table.items()) + ')')

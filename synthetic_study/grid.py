@@ -76,22 +76,40 @@ def check_folder(rows: list, study: dict, data_kwargs: dict, where: str):
                             f'use another --outdir (runs with different settings are never merged)')
 
 
-def calibrated_alpha(calibration: list, benchmark: str, arm: str) -> tuple:
-    """Rule (a) on the calibration rows of one benchmark and arm: (alpha, table); GridError if there are none."""
+def _val_nelbo(calibration: list, benchmark: str, arm: str) -> dict:
     val = {}
     for r in calibration:
         if r['benchmark'] == benchmark and r['model'] == arm:
             val.setdefault(float(r['alpha']), {})[r['seed']] = r['val_nelbo']
+    return val
+
+
+def alpha_accepted(calibration: list, benchmark: str, arm: str, alpha: float) -> bool:
+    """Whether rule (a) accepts this alpha against alpha = 0 (both must have run)."""
+    val = _val_nelbo(calibration, benchmark, arm)
+    return blind_alpha({0.0: val[0.0], alpha: val[alpha]})[1][alpha][2]
+
+
+def calibrated_alpha(calibration: list, benchmark: str, arm: str) -> tuple:
+    """Rule (a) on the calibration rows of one benchmark and arm: (alpha, table); GridError if there are none.
+
+    The rule takes the largest accepted alpha, so the alphas are read from the largest down and the first
+    accepted one decides: the alphas below it need not have run (calibrate stops there). An alpha above it
+    that has not run leaves the calibration incomplete (a killed calibration must not choose from part of it)."""
+    val = _val_nelbo(calibration, benchmark, arm)
     if not val:
         raise GridError(f'no calibration of {arm} on {benchmark}: run "synthetic.py calibrate --benchmark={benchmark}" '
                         f'into this --outdir first, or give --alpha')
-    left = [a for a in CALIBRATION['alphas'] if a not in val]
-    if left:  # a killed calibration must not choose from part of the grid
-        raise GridError(f'the calibration of {arm} on {benchmark} is incomplete (alpha {left[0]} not run): rerun "synthetic.py calibrate"')
     try:
-        return blind_alpha(val)
+        _, table = blind_alpha(val)
     except ValueError as e:
         raise GridError(f'the calibration of {arm} on {benchmark} is incomplete: {e}') from None
+    for a in sorted(set(CALIBRATION['alphas']) | set(table), reverse=True):
+        if a not in table:
+            raise GridError(f'the calibration of {arm} on {benchmark} is incomplete (alpha {a} not run): rerun "synthetic.py calibrate"')
+        if table[a][2]:
+            return a, table
+    raise GridError(f'the calibration of {arm} on {benchmark} has no finite validation nELBO at alpha = 0')
 
 
 def arm_alpha(arm: str, benchmark: str, alpha, calibration: list) -> dict:

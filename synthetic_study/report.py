@@ -8,7 +8,7 @@ import numpy as np
 import dnnlib
 from synthetic_study.grid import GridError, calibrated_alpha
 from synthetic_study.premise import outside_premise
-from synthetic_study.settings import CONFIRM_ALSO_K, CONFIRM_K, CONFIRM_SEEDS, DATA_KEYS, DECISION_K, STUDY_KEYS
+from synthetic_study.settings import CALIBRATION, CONFIRM_ALSO_K, CONFIRM_K, CONFIRM_SEEDS, DATA_KEYS, DECISION_K, STUDY_KEYS
 from synthetic_study.stats import mean_interval, paired_differences
 
 COMBINED = ('cg_vae', 'ivae_l1')                          # changes and sparsity together (rule a)
@@ -282,21 +282,21 @@ def audit_table(audit_rows: list, rows: list) -> str:
 
 def calibration_table(calibration: list) -> str:
     """Rule (a) per benchmark and arm: validation nELBO minus alpha = 0 of the same arm, mean (paired SE),
-    a cross where the rule refuses it, and the alpha it takes; an incomplete calibration says so."""
+    a cross where the rule refuses it, a dash where it did not run (below the alpha taken, calibrate stops),
+    and the alpha it takes; an incomplete calibration says so."""
     pairs = sorted({(r['benchmark'], r['model']) for r in calibration},
                    key=lambda p: (_rank(p[0], BENCHMARK_ORDER), _rank(p[1], ARM_ORDER)))
-    body, alphas = [], None
+    alphas = sorted(({float(a) for a in CALIBRATION['alphas']} | {float(r['alpha']) for r in calibration}) - {0.0})
+    body = []
     for bench, arm in pairs:
         try:
             alpha, table = calibrated_alpha(calibration, bench, arm)
         except GridError as e:
             body.append(f'| {bench}, {arm} | {e} |')
             continue
-        alphas = alphas or [a for a in sorted(table) if a > 0]
-        cols = [f'{table[a][0]:+.3f} ({table[a][1]:.3f})' + ('' if table[a][2] else ' ✗') for a in alphas]
+        cols = [f'{table[a][0]:+.3f} ({table[a][1]:.3f})' + ('' if table[a][2] else ' ✗') if a in table else '–' for a in alphas]
         body.append(f'| {bench}, {arm} | ' + ' | '.join(cols) + f' | {alpha:g} |')
-    head = ['| benchmark, arm | ' + ' | '.join(f'{a:g}' for a in alphas or []) + ' | alpha |',
-            '|---|' + '---|' * (len(alphas or []) + 1)]
+    head = ['| benchmark, arm | ' + ' | '.join(f'{a:g}' for a in alphas) + ' | alpha |', '|---|' + '---|' * (len(alphas) + 1)]
     return '\n'.join(head + body) + '\n'
 
 

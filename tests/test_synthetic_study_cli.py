@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 import synthetic
 from synthetic_study.grid import todo_cells
-from synthetic_study.settings import DATA_KEYS, SETTING_KEYS, STAGES, STUDY_KEYS, run_key
+from synthetic_study.settings import CALIBRATION, DATA_KEYS, SETTING_KEYS, STAGES, STUDY_KEYS, run_key
 
 TINY = ['--n=4', '--samples=20', '--max-steps=4', '--eval-every=2', '--patience=1', '--hidden=8']
 GRID = ['--benchmarks=sparse,dense', '--domains=2', '--seeds=0,1', '--models=ivae,cg_vae_nosparse,cg_vae']
@@ -42,6 +42,19 @@ def test_calibrate_sweep_resume_plan_and_report(tmp_path):
     text = (tmp_path / 'results.md').read_text()
     assert '| cg_vae − ivae |' in text and '| cg_vae − ivae_l1 |' in text and 'Premise audit' in text
     assert '| sparse, cg_vae | ' in text and '| dense, cg_vae | ' in text and 'Blind alpha, rule (a)' in text   # the calibration table and (tmp_path / 'mcc_vs_domains.png').stat().st_size > 1000
+
+
+def test_calibrate_stops_at_the_first_accepted_alpha_from_the_top_and_every_alpha_agrees(tmp_path):
+    runner = CliRunner()
+    args = ['calibrate', f'--outdir={tmp_path}', '--models=ivae_l1', '--seeds=100,101'] + TINY
+    res = runner.invoke(synthetic.main, args)
+    assert res.exit_code == 0, res.output
+    chosen = float(res.output.split('sparse ivae_l1: alpha = ')[1].split(' ')[0])
+    ran = {json.loads(line)['alpha'] for line in open(tmp_path / 'calibration.jsonl')}
+    assert ran == {0.0} | {a for a in CALIBRATION['alphas'] if a >= chosen}       # nothing below the choice trained
+    res = runner.invoke(synthetic.main, args + ['--every-alpha'])
+    assert res.exit_code == 0 and f'sparse ivae_l1: alpha = {chosen} (' in res.output, res.output
+    assert len(open(tmp_path / 'calibration.jsonl').readlines()) == 2 * len(CALIBRATION['alphas'])
 
 
 def test_sweep_refuses_a_folder_with_other_settings(tmp_path):

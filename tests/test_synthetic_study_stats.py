@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from synthetic_study.grid import GridError, calibrated_alpha
 from synthetic_study.report import apart, audit_table, calibration_table, confirmation, decision, dense_control, summarise
 from synthetic_study.settings import CALIBRATION
 from synthetic_study.settings import SETTING_KEYS
@@ -68,6 +69,28 @@ def _row(model, k, seed, mcc, bench='sparse', **extra):
                **{m: 0.0 for m in ('mcc_heldout_spearman', 'gain_over_x', 'support_f1', 'heldout_nelbo', 'l1_fit', 'alpha_used', 'best_step')})
     row.update(extra)
     return row
+
+
+def test_calibration_read_from_the_largest_alpha_down_chooses_as_the_full_grid():
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # random validation tables: rule (a) on every alpha against the alphas calibrate trains
+        shift = {a: rng.choice([0.0, 0.02, 0.5, 3.0]) for a in CALIBRATION['alphas'] if a > 0}
+        rows = [dict(benchmark='sparse', model='ivae_l1', alpha=a, seed=s, val_nelbo=10.0 + rng.normal(0, 0.01) + shift.get(a, 0.0))
+                for a in CALIBRATION['alphas'] for s in range(5)]
+        full = blind_alpha({a: {r['seed']: r['val_nelbo'] for r in rows if r['alpha'] == a} for a in CALIBRATION['alphas']})[0]
+        assert calibrated_alpha(rows, 'sparse', 'ivae_l1')[0] == full
+        trained = [r for r in rows if r['alpha'] == 0.0 or r['alpha'] >= full]
+        assert calibrated_alpha(trained, 'sparse', 'ivae_l1')[0] == full
+        if 0 < full < max(CALIBRATION['alphas']):  # an alpha above the choice missing: incomplete, whatever ran below
+            gap = [r for r in rows if r['alpha'] != max(CALIBRATION['alphas'])]
+            with pytest.raises(GridError, match=f'incomplete [(]alpha {max(CALIBRATION["alphas"])} not run[)]'):
+                calibrated_alpha(gap, 'sparse', 'ivae_l1')
+
+
+def test_calibration_table_marks_the_alphas_calibrate_skipped():
+    rows = [dict(benchmark='sparse', model='ivae_l1', alpha=a, seed=s, val_nelbo=10.0 + 0.01 * s) for a in (0.0, 1.0) for s in range(5)]
+    row = calibration_table(rows).splitlines()[2]
+    assert row.endswith('| +0.000 (0.000) | 1 |') and row.count('| – ') == len(CALIBRATION['alphas']) - 2
 
 
 def test_summary_keeps_settings_apart():
