@@ -39,6 +39,6 @@ def blind_alpha(val_nelbo: dict, floor: float = 0.05, num_se: float = 2.0) -> tu
             raise ValueError(f'alpha = {alpha} shares no seed with alpha = 0')
         se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan
         table[alpha] = (float(d.mean()), se, bool(d.mean() <= max(floor, num_se * np.nan_to_num(se))))
-    return max(a for a, t in table.items() if t[2]), table
+    return max((a for a, t in table.items() if t[2]), default=None), table   # None: only a non-finite alpha = 0 accepts nothing
 
 #----------------------------------------------------------------------------

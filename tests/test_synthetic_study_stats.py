@@ -87,6 +87,13 @@ def test_calibration_read_from_the_largest_alpha_down_chooses_as_the_full_grid()
                 calibrated_alpha(gap, 'sparse', 'ivae_l1')
 
 
+def test_a_calibration_with_no_finite_nelbo_at_alpha_0_is_one_sentence():
+    rows = [dict(benchmark='sparse', model='ivae_l1', alpha=a, seed=s, val_nelbo=math.nan if a == 0.0 else 10.0)
+            for a in CALIBRATION['alphas'] for s in range(5)]
+    with pytest.raises(GridError, match='^the calibration of ivae_l1 on sparse has no finite validation nELBO at alpha = 0$'):
+        calibrated_alpha(rows, 'sparse', 'ivae_l1')
+
+
 def test_calibration_table_marks_the_alphas_calibrate_skipped():
     rows = [dict(benchmark='sparse', model='ivae_l1', alpha=a, seed=s, val_nelbo=10.0 + 0.01 * s) for a in (0.0, 1.0) for s in range(5)]
     row = calibration_table(rows).splitlines()[2]
